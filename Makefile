@@ -1,0 +1,45 @@
+# The README's first two commands: `make serve` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch for machines without a GPU; GPU users: make test TORCH=torch (or any CUDA build).
+TORCH ?= torch==2.13.0
+
+.PHONY: serve test lint bench-data venv venv-train venv-gpu clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# serving dependencies only (no torch)
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+# training + test dependencies; torch installed on its own first so the pin decides the build
+venv-train: $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[train,dev]"
+
+# onnxruntime-gpu instead of onnxruntime: remove the CPU wheel, then (re)install the GPU one
+venv-gpu: venv
+	$(BIN)/pip uninstall -y -q onnxruntime
+	$(BIN)/pip install -q --force-reinstall --no-deps "onnxruntime-gpu>=1.18"
+	$(BIN)/pip install -q -e ".[gpu]"
+
+serve: venv
+	@test -f service.py || { echo "make serve: service.py is not in this checkout yet (see README, Status)"; exit 1; }
+	$(BIN)/bentoml serve service:BouncingBalls --host 0.0.0.0 --port 3000
+
+test: venv-train
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: venv-train
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-data: venv-train
+	$(BIN)/python benchmarks/data_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
