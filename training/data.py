@@ -295,12 +295,7 @@ def sample_frames(data: np.ndarray, rng: np.random.Generator, batch: int) -> np.
 def stream(
     kind: str, batch: int, n_balls: int, res: int = 30, length: int = 30, seq_len: int = 128, seed: int = 0
 ) -> Iterator[np.ndarray]:
-    """Endless batches simulated on the fly, distributed like ``sample_windows``/``sample_frames``
-    of a data set of ``seq_len``-frame sequences: a window (or frame) starts at a uniform time.
-
-    kind="windows": float32 (batch, length, res, res); kind="frames": float32 (batch, res, res).
-    Only the frames returned are rendered. Arguments are checked when called, not at first batch.
-    """
+    """Endless float32 batches of ``simulate_batch``. Arguments are checked when called, not at first batch."""
     if kind not in ("windows", "frames"):
         raise ValueError(f"kind must be 'windows' or 'frames', not {kind!r}")
     span = length if kind == "windows" else 1
@@ -308,20 +303,32 @@ def stream(
         raise ValueError(
             f"need batch, n_balls, res >= 1 and length <= seq_len; got {batch}, {n_balls}, {res}, {span} > {seq_len}"
         )
-    return _stream(kind == "windows", span, batch, n_balls, res, seq_len, np.random.default_rng([seed, 0x5EED]))
+    return _stream(kind, batch, n_balls, res, length, seq_len, seed)
+
+
+def simulate_batch(
+    rng: np.random.Generator, kind: str, batch: int, n_balls: int, res: int = 30, length: int = 30, seq_len: int = 128
+) -> np.ndarray:
+    """One batch simulated from ``rng``, distributed like ``sample_windows``/``sample_frames`` of a
+    data set of ``seq_len``-frame sequences: a window (or frame) starts at a uniform time. Only the
+    frames returned are rendered. kind="windows": (batch, length, res, res); "frames": (batch, res, res).
+    """
+    span = length if kind == "windows" else 1
+    pos, vel = initial_state(rng, batch, n_balls)
+    starts = rng.integers(0, seq_len - span + 1, size=batch)
+    traj = simulate(pos, vel, int(starts.max()) + span).positions  # (B, T, n, 2)
+    take = starts[:, None] + np.arange(span)  # (B, span)
+    centres = np.take_along_axis(traj, take[:, :, None, None], axis=1)
+    frames = to_signed(render(centres, res, as_uint8=True))
+    return frames if kind == "windows" else frames[:, 0]
 
 
 def _stream(
-    windows: bool, span: int, batch: int, n_balls: int, res: int, seq_len: int, rng: np.random.Generator
+    kind: str, batch: int, n_balls: int, res: int, length: int, seq_len: int, seed: int
 ) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng([seed, 0x5EED])
     while True:
-        pos, vel = initial_state(rng, batch, n_balls)
-        starts = rng.integers(0, seq_len - span + 1, size=batch)
-        traj = simulate(pos, vel, int(starts.max()) + span).positions  # (B, T, n, 2)
-        take = starts[:, None] + np.arange(span)  # (B, span)
-        centres = np.take_along_axis(traj, take[:, :, None, None], axis=1)
-        frames = to_signed(render(centres, res, as_uint8=True))
-        yield frames if windows else frames[:, 0]
+        yield simulate_batch(rng, kind, batch, n_balls, res, length, seq_len)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,174 @@
+"""Training configuration: one frozen dataclass per stage, with named presets.
+
+`paper` is the paper's setting exactly; `cpu` is reduced to train each stage on a 2-core CPU in
+about 45 minutes (with the anti-collapse minibatch-stddev feature DESIGN.md asks for); `smoke`
+runs the whole pipeline in seconds for tests. Every field can be overridden from the command line
+(`python -m training.run --help` lists them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from training.losses import G_LOSS_MODES
+
+OPTIMIZERS = ("rmsprop", "adam")
+FRAMES, VIDEO = "frames", "video"
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Fields both stages share."""
+
+    preset: str = _f("paper", "preset the other values started from")
+    balls: int = _f(3, "balls per sequence in the training data")
+    seed: int = _f(10, "seed of weights, projections, noise and batches (paper: 10)")
+    latent: int = _f(100, "size of z (G_F's input; also G_V's z_v)")
+    batch: int = _f(64, "batch size")
+    lr_g: float = _f(3e-4, "generator learning rate")
+    lr_d: float = _f(3e-4, "discriminator learning rate")
+    optimizer: str = _f("rmsprop", f"optimizer of generator and discriminators: {', '.join(OPTIMIZERS)}")
+    epochs: float = _f(50.0, "passes over the data set's sequences (unless --steps)")
+    steps: int | None = _f(None, "total optimisation steps; overrides --epochs")
+    g_loss: str = _f("sum", f"how the K generator losses combine: {', '.join(G_LOSS_MODES)}")
+    d_count: int = _f(48, "number of discriminators K")
+    d_width: int = _f(256, "channels of each discriminator's first layer")
+    minibatch_std: bool = _f(False, "append the batch-stddev feature to each discriminator (anti-collapse)")
+    data_sequences: int = _f(100_000, "sequences in the generated data set (when no --data)")
+    data_length: int = _f(128, "frames per generated sequence")
+    log_every: int = _f(50, "steps between stats.jsonl lines")
+    eval_every: int = _f(1000, "steps between Table 1 metrics on a fixed batch")
+    sample_every: int = _f(1000, "steps between sample images")
+    checkpoint_every: int = _f(1000, "steps between checkpoints")
+    keep_checkpoints: int = _f(3, "checkpoint-<step>.pt files kept (latest.pt is always kept)")
+    amp: bool = _f(False, "bfloat16 autocast on CUDA (ignored on CPU)")
+
+    @property
+    def total_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * self.data_sequences / self.batch))
+
+    def __post_init__(self) -> None:
+        positive = ["balls", "latent", "batch", "d_count", "d_width", "data_sequences", "data_length"]
+        positive += ["log_every", "eval_every", "sample_every", "checkpoint_every", "keep_checkpoints"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 0:
+            raise ValueError(f"steps must be non-negative, got {self.steps}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError("learning rates must be positive")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.g_loss not in G_LOSS_MODES:
+            raise ValueError(f"g_loss must be one of {G_LOSS_MODES}, not {self.g_loss!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FramesConfig(StageConfig):
+    """Stage 1: G_F against K frame discriminators."""
+
+    g_width: int = _f(1024, "channels of G_F's widest layer (paper: 1024)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.g_width < 4 or self.g_width % 4:
+            raise ValueError(f"g_width must be a positive multiple of 4, got {self.g_width}")
+
+
+@dataclass(frozen=True)
+class VideoConfig(StageConfig):
+    """Stage 2: G_V over the frozen G_F against K video discriminators."""
+
+    video_length: int = _f(30, "frames per generated video")
+    fc: tuple[int, ...] = _f((512, 1024, 2048), "G_V's dense encoder widths, comma-separated")
+    seq_features: int = _f(128, "features per time step fed to the LSTM")
+    lstm_hidden: int = _f(256, "LSTM units per direction")
+    lstm_layers: int = _f(2, "stacked bidirectional LSTM layers")
+    zf_scale: float = _f(1.0, "scale of G_V's tanh outputs z_F (paper: 1)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("video_length", "seq_features", "lstm_hidden", "lstm_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if len(self.fc) == 0 or min(self.fc) < 1:
+            raise ValueError(f"fc must list positive widths, got {self.fc}")
+        if self.video_length < 2 or self.video_length > self.data_length:
+            raise ValueError(f"video_length must be in 2..data_length ({self.data_length}), got {self.video_length}")
+        if self.zf_scale <= 0:
+            raise ValueError(f"zf_scale must be positive, got {self.zf_scale}")
+
+
+_SMOKE = dict(
+    batch=8, d_count=4, d_width=4, minibatch_std=True, steps=4, data_sequences=16, data_length=32,
+    log_every=1, eval_every=2, sample_every=2, checkpoint_every=2,
+)  # fmt: skip
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        FRAMES: dict(),
+        VIDEO: dict(batch=8, lr_g=2e-4, lr_d=2e-4, epochs=15.0, d_count=16),
+    },
+    "cpu": {
+        FRAMES: dict(
+            g_width=128, d_width=16, minibatch_std=True, steps=6000, data_sequences=10_000,
+            eval_every=500, sample_every=500, checkpoint_every=500,
+        ),
+        VIDEO: dict(
+            batch=8, lr_g=2e-4, lr_d=2e-4, d_count=16, d_width=16, minibatch_std=True, steps=6000,
+            data_sequences=10_000, eval_every=500, sample_every=500, checkpoint_every=500,
+        ),
+    },
+    "smoke": {
+        FRAMES: dict(_SMOKE, g_width=16),
+        VIDEO: dict(_SMOKE, fc=(32, 64), seq_features=16, lstm_hidden=16),
+    },
+}  # fmt: skip
+
+
+def make_config(stage: str, preset: str, overrides: dict[str, Any] | None = None) -> StageConfig:
+    """The config of a stage from a preset and overrides (None values are ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    cls = FramesConfig if stage == FRAMES else VideoConfig
+    known = {f.name for f in fields(cls)}
+    values = {**PRESETS[preset][stage], "preset": preset}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None and k in known and k != "preset"})
+    return cls(**values)
+
+
+def config_from_dict(stage: str, values: dict[str, Any]) -> StageConfig:
+    cls = FramesConfig if stage == FRAMES else VideoConfig
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {stage} config fields: {', '.join(sorted(unknown))}")
+    values = dict(values)
+    if "fc" in values:
+        values["fc"] = tuple(values["fc"])
+    return cls(**values)
+
+
+def differences(a: StageConfig, b: StageConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Fields whose values differ, as 'name: a -> b'."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k}: {da[k]!r} -> {db[k]!r}" for k in da if k not in ignore and da[k] != db.get(k)]
+
+
+def with_steps(config: StageConfig, steps: int) -> StageConfig:
+    return replace(config, steps=steps)

@@ -1,0 +1,36 @@
+"""Sample images: frame grids (stage 1) and Fig. 3-style strips (stage 2). numpy + Pillow only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_pixels(frames: np.ndarray) -> np.ndarray:
+    """Frames in [-1, 1] -> uint8 in [0, 255]."""
+    return np.clip(np.rint((np.asarray(frames, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile(frames: np.ndarray, cols: int, gap: int = 1, scale: int = 2) -> np.ndarray:
+    """(N, H, W) in [-1, 1] -> one uint8 image with ``cols`` frames per row, ``gap`` grey pixels apart."""
+    frames = to_pixels(frames)
+    n, h, w = frames.shape
+    rows = -(-n // cols)
+    canvas = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap), 96, dtype=np.uint8)
+    for i, f in enumerate(frames):
+        r, c = divmod(i, cols)
+        canvas[gap + r * (h + gap) : gap + r * (h + gap) + h, gap + c * (w + gap) : gap + c * (w + gap) + w] = f
+    return np.kron(canvas, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else canvas
+
+
+def save_grid(frames: np.ndarray, path: Path, cols: int = 8) -> None:
+    """Frames (N, H, W) as a grid PNG."""
+    Image.fromarray(tile(frames, cols)).save(path)
+
+
+def save_strip(videos: np.ndarray, path: Path) -> None:
+    """Videos (B, T, H, W) as a strip PNG: one video per row, time left to right (the paper's Fig. 3)."""
+    b, t, h, w = videos.shape
+    Image.fromarray(tile(videos.reshape(b * t, h, w), cols=t)).save(path)

@@ -1,0 +1,188 @@
+"""The GAN step and the training loop both stages share.
+
+The loop owns the optimizers, the device and the randomness. Randomness is stateless per step:
+the noise of step s comes from a generator seeded with (seed, s) and the real batch is a function
+of (seed, epoch, position), so a resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from training import checkpoint, losses
+from training.config import StageConfig
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cpu', 'cuda' or 'cuda:N' force one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    return device
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def step_noise(seed: int, step: int, batch: int, latent: int, device: torch.device) -> torch.Tensor:
+    """z ~ N(0, I) for one step, (batch, latent): the same on every device and after a resume."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randn(batch, latent, generator=gen).to(device)
+
+
+def autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def gan_step(
+    generate: Callable[[torch.Tensor], torch.Tensor],
+    disc: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    g_loss_mode: str,
+    amp=contextlib.nullcontext,
+) -> dict[str, float]:
+    """One discriminator update (each of the K on its own loss) then one generator update."""
+    with amp():
+        fake = generate(z)
+    # discriminators: the sum of K independent losses gives each one its own gradient
+    opt_d.zero_grad(set_to_none=True)
+    with amp():
+        real_logits, fake_logits = disc(real), disc(fake.detach())
+    d_losses = losses.d_loss(real_logits.float(), fake_logits.float())  # (K,)
+    d_losses.sum().backward()
+    opt_d.step()
+    # generator: no parameter gradients for the discriminators on this pass
+    disc.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    with amp():
+        logits = disc(fake)
+    g_losses = losses.g_loss(logits.float())  # (K,)
+    losses.combine(g_losses, g_loss_mode).backward()
+    opt_g.step()
+    disc.requires_grad_(True)
+    return {
+        "loss_d": d_losses.mean().item(),
+        "loss_g": g_losses.mean().item(),
+        "d_real": torch.sigmoid(real_logits.float()).mean().item(),
+        "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
+    }
+
+
+@dataclass
+class Stage:
+    """What the loop needs of a stage; run.py builds one per stage."""
+
+    name: str  # "frames" or "video"
+    config: StageConfig
+    folder: Path
+    device: torch.device
+    generator: nn.Module  # trained part: G_F, or G_V (+ frozen G_F)
+    generate: Callable[[torch.Tensor], torch.Tensor]  # z -> fakes shaped like real batches
+    disc: nn.Module
+    real_batch: Callable[[int], torch.Tensor]  # step -> real batch on the device
+    evaluate: Callable[[int], dict[str, Any]]  # step -> metrics (and writes samples)
+    extra_state: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint
+    frozen: nn.Module | None = None  # stage 2: the frozen G_F under the trained G_V
+    opt_g: torch.optim.Optimizer | None = None
+    opt_d: torch.optim.Optimizer | None = None
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        params = [p for p in self.generator.parameters() if p.requires_grad]
+        self.opt_g = make_optimizer(cfg.optimizer, params, cfg.lr_g)
+        self.opt_d = make_optimizer(cfg.optimizer, self.disc.parameters(), cfg.lr_d)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "config": self.config.to_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminators": self.disc.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            **self.extra_state,
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.generator.load_state_dict(ckpt["generator"])
+        self.disc.load_state_dict(ckpt["discriminators"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.step = ckpt["step"]
+
+    def save(self) -> Path:
+        return checkpoint.save(self.folder, self.state(), self.step, self.config.keep_checkpoints)
+
+
+def fit(stage: Stage, progress: bool = True) -> Stage:
+    """Train until config.total_steps, logging, evaluating, sampling and checkpointing as configured.
+
+    Ctrl-C saves a checkpoint at the current step before exiting (with SystemExit 130).
+    """
+    cfg, total = stage.config, stage.config.total_steps
+    stage.folder.mkdir(parents=True, exist_ok=True)
+    stats_path = stage.folder / "stats.jsonl"
+    amp = lambda: autocast(stage.device, cfg.amp)  # noqa: E731
+    bar = None
+    if progress and stage.step < total:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=stage.step, desc=stage.name, unit="step", dynamic_ncols=True)
+    stage.generator.train()
+    saved_at = stage.step
+    t_last, s_last = time.perf_counter(), stage.step
+    try:
+        while stage.step < total:
+            real = stage.real_batch(stage.step)
+            z = step_noise(cfg.seed, stage.step, real.shape[0], cfg.latent, stage.device)
+            row = gan_step(stage.generate, stage.disc, stage.opt_g, stage.opt_d, real, z, cfg.g_loss, amp)
+            stage.step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", refresh=False)
+            done = stage.step == total
+            if stage.step % cfg.log_every == 0 or done or stage.step % cfg.eval_every == 0:
+                now = time.perf_counter()
+                row = {"step": stage.step, **row, "steps_per_s": (stage.step - s_last) / max(now - t_last, 1e-9)}
+                if stage.step % cfg.eval_every == 0 or done:
+                    stage.generator.eval()
+                    row.update(stage.evaluate(stage.step))
+                    stage.generator.train()
+                with open(stats_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                t_last, s_last = time.perf_counter(), stage.step
+            if stage.step % cfg.checkpoint_every == 0 or done:
+                stage.save()
+                saved_at = stage.step
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        if stage.step != saved_at:
+            path = stage.save()
+            print(f"\ninterrupted: saved {path} at step {stage.step}; continue with --resume")
+        raise SystemExit(130) from None
+    if bar is not None:
+        bar.close()
+    return stage

@@ -1,0 +1,37 @@
+"""GAN losses as pure functions of discriminator logits (B, K); nothing here calls backward().
+
+Non-saturating losses of the paper (eq. 1-2) per discriminator, and the two ways of combining the
+K generator losses: their sum (eq. 3, the paper's) or the hypervolume of the authors' code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+G_LOSS_MODES = ("sum", "hypervolume")
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Each discriminator's loss, (K,): -log D(x) - log(1 - D(G(z))), averaged over the batch."""
+    return F.softplus(-real_logits).mean(dim=0) + F.softplus(fake_logits).mean(dim=0)
+
+
+def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The generator's loss against each discriminator, (K,): -log D_k(G(z)), averaged over the batch."""
+    return F.softplus(-fake_logits).mean(dim=0)
+
+
+def combine(losses: torch.Tensor, mode: str = "sum", slack: float = 1.5) -> torch.Tensor:
+    """One scalar from the K generator losses.
+
+    sum: sum_k l_k (eq. 3). hypervolume: -sum_k log(eta - l_k) with eta = slack * max_k l_k held
+    constant, which weights each discriminator by 1 / (eta - l_k): the ones the generator fools
+    least count most.
+    """
+    if mode == "sum":
+        return losses.sum()
+    if mode == "hypervolume":
+        eta = slack * losses.detach().max()
+        return -torch.log(eta - losses).sum()
+    raise ValueError(f"g_loss must be one of {G_LOSS_MODES}, not {mode!r}")

@@ -1,0 +1,217 @@
+"""The networks: frame generator G_F, sequence generator G_V, and the discriminator ensembles.
+
+Sizes are keyword-only arguments; the `paper` preset (training/config.py) gives the paper's:
+G_F 27.7M parameters, one frame discriminator 10.5M. Modules know nothing of optimizers or devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+Size = int | tuple[int, ...]
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation: conv and linear weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class FrameGenerator(nn.Module):
+    """G_F: z (B, latent) -> frame (B, 1, 30, 30) in [-1, 1].
+
+    Linear to (width, 2, 2), then transposed convolutions width -> width -> width/2 -> width/4
+    (k4 s2 p1, BN, ReLU: 2 -> 4 -> 8 -> 16 pixels) and width/4 -> 1 (k4 s2 p2: 16 -> 30), tanh.
+    """
+
+    def __init__(self, *, latent: int = 100, width: int = 1024) -> None:
+        super().__init__()
+        if width % 4:
+            raise ValueError(f"G_F width must be a multiple of 4, got {width}")
+        self.latent, self.width = latent, width
+        self.fc = nn.Linear(latent, width * 2 * 2, bias=False)
+        self.bn0 = nn.BatchNorm2d(width)
+        chans = [width, width, width // 2, width // 4]
+        blocks: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
+            blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        blocks += [nn.ConvTranspose2d(chans[-1], 1, 4, 2, 2), nn.Tanh()]
+        self.body = nn.Sequential(*blocks)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, self.width, 2, 2)  # (B, width, 2, 2)
+        return self.body(F.relu(self.bn0(h)))  # (B, 1, 30, 30)
+
+
+class SequenceGenerator(nn.Module):
+    """G_V without the frame generator: z_v (B, latent) -> z_F (B, frames, frame_latent).
+
+    Dense encoder latent -> fc[0] -> ... -> frames * seq_features (BN + ReLU each), read as a
+    sequence (B, frames, seq_features), a 2-layer bidirectional LSTM, then Linear -> tanh per step.
+    ``out_scale`` multiplies the tanh output (1 in the paper).
+    """
+
+    def __init__(
+        self,
+        *,
+        latent: int = 100,
+        frame_latent: int = 100,
+        frames: int = 30,
+        fc: Sequence[int] = (512, 1024, 2048),
+        seq_features: int = 128,
+        lstm_hidden: int = 256,
+        lstm_layers: int = 2,
+        out_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.frames, self.seq_features, self.out_scale = frames, seq_features, out_scale
+        dims = [latent, *fc, frames * seq_features]
+        layers: list[nn.Module] = []
+        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(d_in, d_out, bias=False), nn.BatchNorm1d(d_out), nn.ReLU(True)]
+        self.encoder = nn.Sequential(*layers)
+        self.lstm = nn.LSTM(seq_features, lstm_hidden, lstm_layers, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * lstm_hidden, frame_latent)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(z).view(-1, self.frames, self.seq_features)  # (B, T, seq_features)
+        h, _ = self.lstm(h)  # (B, T, 2 * hidden)
+        return torch.tanh(self.head(h)) * self.out_scale  # (B, T, frame_latent)
+
+
+class VideoGenerator(nn.Module):
+    """G_V followed by the frame generator: z_v (B, latent) -> (video (B, T, 30, 30), z_F (B, T, latent)).
+
+    The frame generator is frozen: no gradients for its weights, and it stays in eval mode (its
+    batch-norm statistics never move) whatever mode this module is put in.
+    """
+
+    def __init__(self, sequence: SequenceGenerator, frames: FrameGenerator) -> None:
+        super().__init__()
+        self.sequence = sequence
+        self.frames = frames.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> VideoGenerator:
+        super().train(mode)
+        self.frames.eval()
+        return self
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zf = self.sequence(z)  # (B, T, latent)
+        b, t, _ = zf.shape
+        frames = self.frames(zf.reshape(b * t, -1))  # (B*T, 1, H, W)
+        return frames.view(b, t, *frames.shape[-2:]), zf
+
+
+class RandomProjection(nn.Module):
+    """K fixed random convolutions 1 -> 1 channel, each with unit-norm weights, never trained.
+
+    The weights are a buffer: no optimizer sees them, and they travel in the state dict.
+    Input (B, 1, *S) -> output (B, K, *S').
+    """
+
+    def __init__(self, *, count: int, kernel: Size, stride: Size, padding: Size, dims: int, seed: int) -> None:
+        super().__init__()
+        kernel = _tuple(kernel, dims)
+        gen = torch.Generator().manual_seed(seed)
+        w = torch.randn(count, 1, *kernel, generator=gen)
+        w = w / w.flatten(1).norm(dim=1).view(count, *([1] * (dims + 1)))
+        self.register_buffer("weight", w)
+        self.stride, self.padding, self.dims = stride, padding, dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = F.conv2d if self.dims == 2 else F.conv3d
+        return conv(x, self.weight, stride=self.stride, padding=self.padding)
+
+
+class MinibatchStd(nn.Module):
+    """Appends, per discriminator of a K-ensemble, one feature map holding the mean over features
+    and positions of the batch standard deviation: (B, K*C, *S) -> (B, K*(C+1), *S).
+
+    A discriminator that sees the spread of its batch can tell a collapsed generator from data;
+    the small presets need it (DESIGN.md: plain settings collapse within ~1,000 steps).
+    """
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, kc, *s = h.shape
+        g = h.view(b, self.count, kc // self.count, *s)  # (B, K, C, *S)
+        std = torch.sqrt(g.var(dim=0, unbiased=False) + 1e-8)  # (K, C, *S)
+        stat = std.flatten(1).mean(dim=1).view(1, self.count, 1, *([1] * len(s)))
+        return torch.cat([g, stat.expand(b, self.count, 1, *s)], dim=2).view(b, -1, *s)
+
+
+# Layer plans (out-channel multiple of the width, kernel, stride, padding), the last one to a logit.
+FRAME_PLAN = dict(
+    projection=dict(kernel=8, stride=2, padding=3),
+    layers=[(1, 4, 2, 2), (2, 4, 2, 1), (4, 4, 2, 1)],
+    head=(4, 1, 1),
+)
+VIDEO_PLAN = dict(
+    projection=dict(kernel=(1, 8, 8), stride=(1, 3, 3), padding=(0, 2, 2)),
+    layers=[(1, 4, 2, 1), (2, 4, (2, 1, 1), 1), (3, 4, 1, (0, 1, 1))],
+    head=(4, 1, (0, 1, 1)),
+)
+
+
+class DiscriminatorEnsemble(nn.Module):
+    """K discriminators, each a fixed random projection followed by its own conv stack, computed
+    together as grouped convolutions: the same function as K separate networks (a test proves it).
+
+    kind="frame": input (B, 1, 30, 30); kind="video": input (B, T, 30, 30). Output: logits (B, K).
+    """
+
+    def __init__(
+        self, *, kind: str, count: int, width: int, seed: int, minibatch_std: bool = False, slope: float = 0.2
+    ) -> None:
+        super().__init__()
+        if kind not in ("frame", "video"):
+            raise ValueError(f"kind must be 'frame' or 'video', not {kind!r}")
+        plan = FRAME_PLAN if kind == "frame" else VIDEO_PLAN
+        self.kind, self.count, self.width, self.slope = kind, count, width, slope
+        dims = 2 if kind == "frame" else 3
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        self.projection = RandomProjection(count=count, dims=dims, seed=seed, **plan["projection"])
+        layers: list[nn.Module] = []
+        c_in = 1
+        for mult, k, s, p in plan["layers"]:
+            layers.append(conv(count * c_in, count * mult * width, k, s, p, groups=count))
+            c_in = mult * width
+        self.layers = nn.ModuleList(layers)
+        self.mbstd = MinibatchStd(count) if minibatch_std else None
+        k, s, p = plan["head"]
+        self.head = conv(count * (c_in + int(minibatch_std)), count, k, s, p, groups=count)
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "video":
+            x = x.unsqueeze(1)  # (B, 1, T, H, W)
+        h = self.projection(x)  # (B, K, *S)
+        for layer in self.layers:
+            h = F.leaky_relu(layer(h), self.slope)
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        return self.head(h).flatten(1)  # (B, K)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _tuple(v: Size, n: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, tuple) else (v,) * n
