@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch for machines without a GPU; GPU users: make test TORCH=torch (or any CUDA build).
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test lint bench-data venv venv-train venv-gpu clean
+.PHONY: serve test lint bench-data bench-train venv venv-train venv-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ lint: venv-train
 
 bench-data: venv-train
 	$(BIN)/python benchmarks/data_throughput.py
+
+bench-train: venv-train
+	$(BIN)/python benchmarks/ensemble_step.py --variants batched,grouped,loop,no-split-backward,conv-head,unpaired,contiguous
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

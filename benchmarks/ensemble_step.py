@@ -96,9 +96,8 @@ def main() -> None:
         step = build(variant, cfg, real, z)
         runs = [time_steps(step, args.steps) for _ in range(args.repeats)]
         results[variant] = statistics.median(runs)
-        print(
-            f"{variant:24s} {results[variant] * 1000:8.1f} ms/step  (runs: {', '.join(f'{r * 1000:.0f}' for r in runs)})"
-        )
+        listed = ", ".join(f"{r * 1000:.0f}" for r in runs)
+        print(f"{variant:24s} {results[variant] * 1000:8.1f} ms/step  (runs: {listed})")
     if "loop" in results and "batched" in results:
         print(f"speed-up of the batched ensemble over the loop: {results['loop'] / results['batched']:.2f}x (goal 3x)")
     print(json.dumps({

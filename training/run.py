@@ -276,28 +276,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def resolve_frame_generator(
+    args: argparse.Namespace, overrides: dict[str, Any]
+) -> tuple[FrameGenerator, FramesConfig, dict[str, Any]]:
+    """Stage 2's G_F: --frames-checkpoint, else RUN_DIR/frames/latest.pt (untrained in a dry run of 'all')."""
+    frames_ckpt = Path(args.frames_checkpoint or args.out / FRAMES / "latest.pt")
+    if frames_ckpt.exists():
+        try:
+            return load_frame_generator(frames_ckpt)
+        except checkpoint.CheckpointError as exc:
+            raise SystemExit(str(exc)) from None
+    if args.dry_run and args.stage == "all":  # stage 1 has not run yet: plan with an untrained G_F
+        gf_cfg = make_config(FRAMES, args.preset, overrides)
+        return build_frame_generator(gf_cfg), gf_cfg, {"path": "stage 1 of this run"}
+    raise SystemExit(f"stage video needs a trained G_F: {frames_ckpt} does not exist (see --frames-checkpoint)")
+
+
 def run_stage(name: str, args: argparse.Namespace, overrides: dict[str, Any], device: torch.device) -> Stage | None:
     try:
         cfg = make_config(name, args.preset, overrides)
     except ValueError as exc:
         raise SystemExit(f"config error ({name}): {exc}") from None
     folder = args.out / name
+    frame_generator = resolve_frame_generator(args, overrides) if name == VIDEO else None
     seqs = None if args.dry_run or args.data == "stream" else open_training_data(cfg, args.data, args.out)
     data_desc = args.data or f"generated: {cfg.data_sequences} sequences of {cfg.data_length} frames, {cfg.balls} balls"
     if name == FRAMES:
         stage = frames_stage(cfg, folder, device, seqs)
     else:
-        frames_ckpt = Path(args.frames_checkpoint or args.out / FRAMES / "latest.pt")
-        if frames_ckpt.exists():
-            try:
-                frame_generator = load_frame_generator(frames_ckpt)
-            except checkpoint.CheckpointError as exc:
-                raise SystemExit(str(exc)) from None
-        elif args.dry_run and args.stage == "all":  # stage 1 has not run: plan with an untrained G_F
-            gf_cfg = make_config(FRAMES, args.preset, overrides)
-            frame_generator = (build_frame_generator(gf_cfg), gf_cfg, {"path": "stage 1 of this run"})
-        else:
-            raise SystemExit(f"stage video needs a trained G_F: {frames_ckpt} does not exist (see --frames-checkpoint)")
         stage = video_stage(cfg, folder, device, seqs, frame_generator)
     print(describe(stage, data_desc), flush=True)
     if args.dry_run:

@@ -1,0 +1,36 @@
+"""Loss functions on hand-picked discriminator outputs."""
+
+import math
+
+import pytest
+import torch
+
+from training import losses
+
+
+def test_d_loss_per_discriminator():
+    real = torch.tensor([[0.0, 20.0], [0.0, 20.0]])  # (B=2, K=2): D1 unsure, D2 sure it is real
+    fake = torch.tensor([[0.0, -20.0], [0.0, -20.0]])  # ... and sure the fakes are fake
+    out = losses.d_loss(real, fake)
+    assert out.shape == (2,)
+    assert out[0].item() == pytest.approx(2 * math.log(2))  # -log(1/2) - log(1/2)
+    assert out[1].item() == pytest.approx(0.0, abs=1e-8)
+
+
+def test_g_loss_is_non_saturating():
+    fake = torch.tensor([[0.0, -10.0, 10.0]])
+    out = losses.g_loss(fake)
+    assert out[0].item() == pytest.approx(math.log(2))
+    assert out[1].item() == pytest.approx(10.0, abs=1e-4)  # -log sigmoid(-10): large, not saturated at 0
+    assert out[2].item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_combine_sum_and_hypervolume():
+    values = torch.tensor([1.0, 2.0], requires_grad=True)
+    assert losses.combine(values, "sum").item() == pytest.approx(3.0)
+    hv = losses.combine(values, "hypervolume", slack=1.5)  # eta = 3: -(log 2 + log 1)
+    assert hv.item() == pytest.approx(-math.log(2))
+    hv.backward()
+    torch.testing.assert_close(values.grad, torch.tensor([0.5, 1.0]))  # 1 / (eta - l_k): the worst counts most
+    with pytest.raises(ValueError, match="g_loss"):
+        losses.combine(values, "max")

@@ -1,0 +1,121 @@
+"""Networks: sizes, shapes, and the batched ensemble being K independent discriminators."""
+
+import pytest
+import torch
+
+from training.config import make_config
+from training.networks import (
+    DiscriminatorEnsemble,
+    FrameGenerator,
+    GroupedConv2d,
+    SequenceGenerator,
+    VideoGenerator,
+    parameter_count,
+)
+from training.run import build_discriminators, build_frame_generator, build_sequence_generator
+
+
+def test_paper_sizes_match_design():
+    cfg = make_config("frames", "paper")
+    assert parameter_count(build_frame_generator(cfg)) == pytest.approx(27.7e6, rel=0.005)
+    one = DiscriminatorEnsemble(kind="frame", count=1, width=cfg.d_width, seed=0)
+    assert parameter_count(one) == pytest.approx(10.5e6, rel=0.005)
+    assert cfg.d_count == 48 and cfg.batch == 64 and cfg.lr_g == 3e-4 and cfg.optimizer == "rmsprop"
+    vcfg = make_config("video", "paper")
+    assert vcfg.d_count == 16 and vcfg.batch == 8 and vcfg.lr_g == 2e-4 and vcfg.epochs == 15
+    gv = build_sequence_generator(vcfg, 100)
+    assert gv.lstm.num_layers == 2 and gv.lstm.bidirectional and gv.lstm.hidden_size == 256
+    assert [m.out_features for m in gv.encoder if isinstance(m, torch.nn.Linear)] == [512, 1024, 2048, 3840]
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu", "smoke"])
+def test_shapes_of_every_preset(preset):
+    fcfg, vcfg = make_config("frames", preset), make_config("video", preset)
+    gf = build_frame_generator(fcfg).eval()
+    with torch.no_grad():
+        frames = gf(torch.randn(2, fcfg.latent))
+        assert frames.shape == (2, 1, 30, 30) and frames.abs().max() <= 1
+        if preset != "paper":  # the paper's video discriminators are large for a CPU test
+            assert build_discriminators(fcfg, "frame")(frames).shape == (2, fcfg.d_count)
+            video, zf = VideoGenerator(build_sequence_generator(vcfg, fcfg.latent), gf).eval()(torch.randn(3, 100))
+            assert video.shape == (3, vcfg.video_length, 30, 30) and zf.shape == (3, vcfg.video_length, fcfg.latent)
+            assert build_discriminators(vcfg, "video")(video).shape == (3, vcfg.d_count)
+
+
+def _copy_into(ensemble: DiscriminatorEnsemble, singles: list[DiscriminatorEnsemble]) -> None:
+    """Load K one-discriminator ensembles into a K ensemble: grouped weights stack along dim 0."""
+    state = {k: torch.cat([s.state_dict()[k] for s in singles]) for k in singles[0].state_dict()}
+    ensemble.load_state_dict(state)
+
+
+@pytest.mark.parametrize("kind,mbstd", [("frame", False), ("frame", True), ("video", True)])
+def test_ensemble_is_k_independent_discriminators(kind, mbstd):
+    k, width, batch = 5, 4, 6
+    singles = [DiscriminatorEnsemble(kind=kind, count=1, width=width, seed=i, minibatch_std=mbstd) for i in range(k)]
+    ensemble = DiscriminatorEnsemble(kind=kind, count=k, width=width, seed=99, minibatch_std=mbstd)
+    _copy_into(ensemble, singles)
+    shape = (batch, 1, 30, 30) if kind == "frame" else (batch, 30, 30, 30)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+    out = ensemble(x)  # (B, K)
+    ref = torch.cat([s(x) for s in singles], dim=1)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+
+    weights = torch.randn(batch, k)  # any scalar function of the logits
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    for name, p in ensemble.named_parameters():
+        expected = torch.cat([dict(s.named_parameters())[name].grad for s in singles])
+        torch.testing.assert_close(p.grad, expected.view_as(p.grad), rtol=0, atol=1e-5)
+
+
+def test_paired_pass_equals_two_passes():
+    disc = DiscriminatorEnsemble(kind="frame", count=3, width=4, seed=0, minibatch_std=True)
+    a, b = torch.randn(4, 1, 30, 30), torch.randn(4, 1, 30, 30) * 0.1
+    both = disc(torch.cat([a, b]), groups=2)
+    torch.testing.assert_close(both, torch.cat([disc(a), disc(b)]), rtol=0, atol=1e-6)
+    assert not torch.allclose(disc(torch.cat([a, b])), both)  # one group mixes the statistics
+
+
+def test_head_and_split_backward_are_the_plain_convolutions():
+    disc = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=0)
+    x = torch.randn(2, 30, 30, 30)
+    fast = disc(x)
+    disc.head.as_conv = True
+    torch.testing.assert_close(disc(x), fast, rtol=0, atol=1e-6)
+
+    conv = GroupedConv2d(8, 12, 4, 2, 1, groups=4)
+    plain = torch.nn.Conv2d(8, 12, 4, 2, 1, groups=4)
+    plain.load_state_dict(conv.state_dict())
+    x1 = torch.randn(3, 8, 9, 9, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    conv(x1).square().sum().backward()
+    plain(x2).square().sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(conv.weight.grad, plain.weight.grad)
+    torch.testing.assert_close(conv.bias.grad, plain.bias.grad)
+
+
+def test_projection_is_a_unit_norm_buffer():
+    disc = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=3)
+    w = disc.projection.weight
+    assert "projection.weight" in disc.state_dict()
+    assert all(p is not w for p in disc.parameters())  # never seen by an optimizer
+    torch.testing.assert_close(w.flatten(1).norm(dim=1), torch.ones(6))
+    other = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=4)
+    assert not torch.equal(w, other.projection.weight)  # the seed decides the projections
+
+
+def test_video_generator_keeps_frame_generator_frozen():
+    gf = FrameGenerator(latent=100, width=16)
+    vg = VideoGenerator(SequenceGenerator(fc=(8,), seq_features=4, lstm_hidden=4), gf)
+    vg.train()
+    assert not vg.frames.training and all(not p.requires_grad for p in vg.frames.parameters())
+    assert sum(p.requires_grad for p in vg.parameters()) > 0
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        FrameGenerator(width=10)
+    with pytest.raises(ValueError, match="kind"):
+        DiscriminatorEnsemble(kind="audio", count=1, width=4, seed=0)

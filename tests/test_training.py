@@ -1,0 +1,235 @@
+"""`python -m training.run` end to end on the smoke preset: run folders, checkpoints, resume."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training import checkpoint, data
+from training.config import FramesConfig, VideoConfig, make_config
+from training.loop import fit, resolve_device
+from training.run import frames_stage, main
+
+SMOKE = ["--preset", "smoke", "--no-progress"]
+
+
+def run(out: Path, *extra: str) -> None:
+    main([*SMOKE, "--out", str(out), *extra])
+
+
+def load_state(path: Path, key: str = "generator") -> dict:
+    return checkpoint.load(path)[key]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_smoke_run_writes_both_run_folders(tmp_path):
+    run(tmp_path, "--stage", "all", "--steps", "4", "--keep-checkpoints", "1", "--checkpoint-every", "1")
+    for stage, strip in (("frames", False), ("video", True)):
+        folder = tmp_path / stage
+        assert json.loads((folder / "config.json").read_text())["preset"] == "smoke"
+        rows = [json.loads(line) for line in (folder / "stats.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [1, 2, 3, 4]
+        assert {"loss_d", "loss_g", "d_real", "d_fake", "steps_per_s", "right_count"} <= rows[-1].keys()
+        assert ("video_mse" if strip else "random_z_mse") in rows[-1]
+        assert sorted(p.name for p in folder.glob("checkpoint-*.pt")) == ["checkpoint-0000004.pt"]  # rotated
+        assert (folder / "samples-0000004.png").exists()
+        ckpt = checkpoint.load(folder / "latest.pt", stage=stage)
+        assert ckpt["step"] == 4 and ckpt["format_version"] == checkpoint.FORMAT_VERSION
+    video = checkpoint.load(tmp_path / "video" / "latest.pt")
+    assert_same_state(video["frames_generator"], load_state(tmp_path / "frames" / "latest.pt"))
+
+
+@pytest.mark.parametrize("stage", ["frames", "video"])
+def test_resume_continues_exactly(tmp_path, stage):
+    if stage == "video":
+        run(tmp_path / "gf", "--stage", "frames", "--steps", "2")
+        extra = ["--frames-checkpoint", str(tmp_path / "gf" / "frames" / "latest.pt")]
+    else:
+        extra = []
+    run(tmp_path / "a", "--stage", stage, "--steps", "6", *extra)
+    run(tmp_path / "b", "--stage", stage, "--steps", "3", *extra)
+    run(tmp_path / "b", "--stage", stage, "--steps", "6", "--resume", *extra)
+    a, b = (checkpoint.load(p / stage / "latest.pt") for p in (tmp_path / "a", tmp_path / "b"))
+    assert a["step"] == b["step"] == 6
+    for key in ("generator", "discriminators"):
+        assert_same_state(a[key], b[key])
+
+
+def test_resume_refusals(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no checkpoint to resume from"):
+        run(tmp_path, "--stage", "frames", "--resume")
+    run(tmp_path, "--stage", "frames", "--steps", "2")
+    with pytest.raises(SystemExit, match="already holds a run"):
+        run(tmp_path, "--stage", "frames", "--steps", "2")
+    with pytest.raises(SystemExit, match=r"another config \(batch: 8 -> 4\)"):
+        run(tmp_path, "--stage", "frames", "--steps", "4", "--resume", "--batch", "4")
+    (tmp_path / "frames" / "latest.pt").write_bytes(b"truncated")
+    with pytest.raises(SystemExit, match="unreadable"):
+        run(tmp_path, "--stage", "frames", "--steps", "4", "--resume")
+
+
+def test_stage_two_needs_a_frame_generator(tmp_path):
+    with pytest.raises(SystemExit, match="needs a trained G_F"):
+        run(tmp_path, "--stage", "video")
+    assert not (tmp_path / "data").exists()  # refused before any data set was written
+    run(tmp_path, "--stage", "all", "--steps", "1")
+    with pytest.raises(SystemExit, match="is from the 'video' stage, not 'frames'"):
+        run(tmp_path / "x", "--stage", "video", "--frames-checkpoint", str(tmp_path / "video" / "latest.pt"))
+    with pytest.raises(SystemExit, match="missing.pt does not exist"):
+        run(tmp_path / "x", "--stage", "video", "--frames-checkpoint", str(tmp_path / "missing.pt"))
+
+
+def test_frame_generator_is_bit_identical_after_stage_two(tmp_path):
+    run(tmp_path, "--stage", "frames", "--steps", "3")
+    before = load_state(tmp_path / "frames" / "latest.pt")
+    assert any("running_mean" in k for k in before)  # BN statistics are part of what must not move
+    run(tmp_path, "--stage", "video", "--steps", "3")
+    after = checkpoint.load(tmp_path / "video" / "latest.pt")["frames_generator"]
+    assert_same_state(before, after)
+
+
+def test_projections_are_unchanged_by_training(tmp_path):
+    cfg = make_config("frames", "smoke", {"steps": 3})
+    stage = frames_stage(cfg, tmp_path / "frames", torch.device("cpu"), None)
+    before = stage.disc.projection.weight.clone()
+    layer_before = stage.disc.layers[0].weight.detach().clone()
+    fit(stage, progress=False)
+    assert torch.equal(stage.disc.projection.weight, before)
+    assert not torch.equal(stage.disc.layers[0].weight, layer_before)  # the rest did train
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path):
+    cfg = make_config("frames", "smoke", {"steps": 10, "checkpoint_every": 100})
+    stage = frames_stage(cfg, tmp_path / "frames", torch.device("cpu"), None)
+    real = stage.real_batch
+
+    def interrupted(step: int) -> torch.Tensor:
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(step)
+
+    stage.real_batch = interrupted
+    with pytest.raises(SystemExit) as exc:
+        fit(stage, progress=False)
+    assert exc.value.code == 130
+    assert checkpoint.load(tmp_path / "frames" / "latest.pt")["step"] == 3
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    checkpoint.save(tmp_path, {"stage": "frames", "x": torch.ones(3)}, step=1, keep=3)
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        checkpoint.save(tmp_path, {"stage": "frames", "x": torch.zeros(3)}, step=2, keep=3)
+    monkeypatch.undo()
+    assert checkpoint.load(tmp_path / "latest.pt")["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0000001.pt", "latest.pt"]
+
+
+def test_foreign_and_old_checkpoints_are_refused(tmp_path):
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="not a checkpoint of this project"):
+        checkpoint.load(tmp_path / "foreign.pt")
+    torch.save({"format_version": 0, "stage": "frames"}, tmp_path / "old.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="format version 0"):
+        checkpoint.load(tmp_path / "old.pt")
+
+
+def test_data_options(tmp_path):
+    path = tmp_path / "set.npy"
+    data.write_dataset(path, 10, 1, length=40, seed=1)
+    run(tmp_path / "file", "--stage", "all", "--steps", "2", "--data", str(path), "--balls", "1")
+    run(tmp_path / "stream", "--stage", "frames", "--steps", "2", "--data", "stream")
+    assert not (tmp_path / "stream" / "data").exists()  # nothing written when streaming
+    with pytest.raises(FileNotFoundError):
+        run(tmp_path / "bad", "--stage", "frames", "--data", str(tmp_path / "nope.npy"))
+
+
+def test_every_config_flag_reaches_the_config(tmp_path):
+    run(
+        tmp_path, "--stage", "all", "--epochs", "2", "--data-sequences", "8", "--data-length", "31", "--seed", "3",
+        "--device", "cpu", "--latent", "20", "--batch", "4", "--lr-g", "1e-4", "--lr-d", "2e-4",
+        "--optimizer", "adam", "--g-loss", "hypervolume", "--d-count", "2", "--d-width", "3",
+        "--no-minibatch-std", "--log-every", "2", "--eval-every", "2", "--sample-every", "4",
+        "--checkpoint-every", "2", "--keep-checkpoints", "2", "--amp", "--g-width", "8", "--video-length", "31",
+        "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
+    )  # fmt: skip
+    f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
+    v = json.loads((tmp_path / "video" / "config.json").read_text())
+    assert (f.seed, f.latent, f.batch, f.lr_g, f.lr_d, f.optimizer, f.g_loss) == (
+        3,
+        20,
+        4,
+        1e-4,
+        2e-4,
+        "adam",
+        "hypervolume",
+    )
+    assert (f.d_count, f.d_width, f.minibatch_std, f.g_width, f.amp) == (2, 3, False, 8, True)
+    assert f.total_steps == 4  # 2 epochs of 8 sequences in batches of 4
+    assert (v["video_length"], v["fc"], v["seq_features"], v["lstm_hidden"], v["lstm_layers"]) == (31, [8, 16], 4, 5, 1)
+    assert v["zf_scale"] == 2.5 and v["data_length"] == 31
+    assert [json.loads(x)["step"] for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()] == [2, 4]
+    assert len(list((tmp_path / "video").glob("samples-*.png"))) == 1
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
+    main(["--preset", "paper", "--stage", "all", "--out", str(tmp_path), "--dry-run"])
+    out = capsys.readouterr().out
+    assert "27,682,305 trained parameters" in out and "48 x 10,508,033 parameters" in out
+    assert "78,125 steps of batch 64" in out and "16 x " in out
+    assert not any(tmp_path.rglob("*.pt")) and not (tmp_path / "data").exists()
+
+
+def test_help_documents_every_flag():
+    out = subprocess.run([sys.executable, "-m", "training.run", "--help"], capture_output=True, text=True).stdout
+    flags = "--stage --preset --balls --out --frames-checkpoint --resume --steps --epochs --data --dry-run --device"
+    for flag in (*flags.split(), "--g-loss", "--minibatch-std", "--amp", "--no-progress"):
+        assert flag in out
+
+
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match="batch must be at least 1"):
+        make_config("frames", "smoke", {"batch": 0})
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        make_config("frames", "smoke", {"optimizer": "sgd"})
+    with pytest.raises(ValueError, match="video_length must be in"):
+        make_config("video", "smoke", {"video_length": 40})
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_config("frames", "huge")
+    with pytest.raises(SystemExit, match="config error"):
+        main([*SMOKE, "--out", "/tmp/unused", "--g-width", "6", "--dry-run"])
+    assert isinstance(make_config("video", "cpu"), VideoConfig)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_batches_follow_the_data(tmp_path):
+    path = tmp_path / "set.npy"
+    data.write_dataset(path, 20, 3, length=32, seed=1)
+    cfg = make_config("frames", "smoke")
+    stage = frames_stage(cfg, tmp_path, torch.device("cpu"), data.open_dataset(path))
+    a, b = stage.real_batch(0), stage.real_batch(0)
+    assert torch.equal(a, b) and a.shape == (8, 1, 30, 30)  # a step's batch is a function of the step
+    assert not torch.equal(a, stage.real_batch(1))
+    values = set(np.unique(a.numpy()).round(4)) - {-1.0}
+    assert values and all(-1 <= v <= 1 for v in values)
