@@ -34,6 +34,8 @@ class FrameGenerator(nn.Module):
     (k4 s2 p1, BN, ReLU: 2 -> 4 -> 8 -> 16 pixels) and width/4 -> 1 (k4 s2 p2: 16 -> 30), tanh.
     """
 
+    size = 30  # side of the frames, fixed by the layer plan
+
     def __init__(self, *, latent: int = 100, width: int = 1024) -> None:
         super().__init__()
         if width % 4:
@@ -110,9 +112,9 @@ class VideoGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         zf = self.sequence(z)  # (B, T, latent)
-        b, t, _ = zf.shape
-        frames = self.frames(zf.reshape(b * t, -1))  # (B*T, 1, H, W)
-        return frames.view(b, t, *frames.shape[-2:]), zf
+        t, size = self.sequence.frames, FrameGenerator.size  # static sizes: fixed shapes in ONNX
+        frames = self.frames(zf.reshape(-1, zf.shape[-1]))  # (B*T, 1, H, W)
+        return frames.view(-1, t, size, size), zf
 
 
 class RandomProjection(nn.Module):

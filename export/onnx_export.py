@@ -1,0 +1,225 @@
+"""Export G_F and G_V (over a G_F) to ONNX, check them, and record them in models/manifest.json.
+
+    python -m export --frames FRAMES_CKPT --video VIDEO_CKPT [--swap-frames OTHER_FRAMES_CKPT] \\
+        --name NAME --out models/ [--table TABLE1_JSON] [--default]
+
+Per variant NAME it writes NAME-frames.onnx (z (B, 100) -> frames (B, 1, 30, 30) in [-1, 1]) and
+NAME-video.onnx (z_v (B, 100) -> video (B, 30, 30, 30) in [-1, 1] and z_F (B, 30, 100)), both
+with a dynamic batch axis, opset ``OPSET``. `--swap-frames` puts another G_F under the same G_V
+(the paper's Fig. 4: a 1-ball G_F under a 3-ball G_V); the variant's frame generator is then that
+G_F too. Each model passes onnx.checker and matches PyTorch to ``TOLERANCE`` at batch 1 and 17 in
+ONNX Runtime, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from training import checkpoint
+from training.config import VIDEO, config_from_dict
+from training.networks import FrameGenerator, SequenceGenerator, VideoGenerator
+from training.run import load_frame_generator
+
+OPSET = 17
+TOLERANCE = 1e-4
+PARITY_BATCHES = (1, 17)
+MANIFEST_FORMAT = 1
+
+
+class ExportError(RuntimeError):
+    """A model that failed a check; nothing was written for it."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _FramesOnly(nn.Module):
+    def __init__(self, gf: FrameGenerator) -> None:
+        super().__init__()
+        self.gf = gf
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.gf(z)
+
+
+def load_video_checkpoint(path: Path) -> tuple[SequenceGenerator, Any, dict[str, Any]]:
+    """G_V, its config, and the checkpoint (which also holds the G_F it was trained over)."""
+    ckpt = checkpoint.load(path, stage=VIDEO)
+    cfg = config_from_dict(VIDEO, ckpt["config"])
+    gv = SequenceGenerator(
+        latent=cfg.latent, frame_latent=ckpt["frames_config"]["latent"], frames=cfg.video_length, fc=cfg.fc,
+        seq_features=cfg.seq_features, lstm_hidden=cfg.lstm_hidden, lstm_layers=cfg.lstm_layers,
+        out_scale=cfg.zf_scale,
+    )  # fmt: skip
+    gv.load_state_dict(ckpt["generator"])
+    return gv.eval(), cfg, ckpt
+
+
+def _export(module: nn.Module, latent: int, outputs: list[str], path: Path) -> None:
+    axes = {"z": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
+    with warnings.catch_warnings():  # the TorchScript exporter warns about its own deprecation
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.zeros(2, latent),), str(path), dynamo=False, opset_version=OPSET,
+            input_names=["z"], output_names=outputs, dynamic_axes=axes,
+        )  # fmt: skip
+
+
+def check(module: nn.Module, path: Path, latent: int, seed: int = 0) -> float:
+    """onnx.checker, then ONNX Runtime vs PyTorch on random inputs; returns the max abs difference."""
+    try:
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{path.name}: onnx.checker rejected the model: {exc}") from exc
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    rng = np.random.default_rng(seed)
+    for batch in PARITY_BATCHES:
+        z = rng.standard_normal((batch, latent)).astype(np.float32)
+        got = session.run(None, {"z": z})
+        with torch.no_grad():
+            want = module(torch.from_numpy(z))
+        want = [want] if isinstance(want, torch.Tensor) else list(want)
+        for g, w in zip(got, want, strict=True):
+            if g.shape != tuple(w.shape):
+                raise ExportError(f"{path.name}: shape {g.shape} in ONNX Runtime, {tuple(w.shape)} in PyTorch")
+            worst = max(worst, float(np.abs(g - w.numpy()).max()))
+    if not worst <= TOLERANCE:
+        raise ExportError(f"{path.name}: ONNX Runtime differs from PyTorch by {worst:.2e} (limit {TOLERANCE:.0e})")
+    return worst
+
+
+def _with_metadata(path: Path, meta: dict[str, Any]) -> None:
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
+    onnx.save(model, str(path))
+
+
+def export_variant(
+    frames_ckpt: Path,
+    video_ckpt: Path,
+    name: str,
+    out: Path,
+    swap_frames: Path | None = None,
+    table: dict[str, Any] | None = None,
+    make_default: bool = False,
+) -> dict[str, Any]:
+    """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest."""
+    gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
+    gv, gv_cfg, video = load_video_checkpoint(video_ckpt)
+    if not _same_state(gf_own.state_dict(), video["frames_generator"]):
+        raise ExportError(
+            f"{video_ckpt} was trained over another G_F than {frames_ckpt}; give its own G_F with --frames, "
+            "and another one with --swap-frames"
+        )
+    if swap_frames is not None:
+        gf, used_cfg, used_source = load_frame_generator(swap_frames)
+        if used_cfg.latent != gf_cfg.latent:
+            raise ExportError(f"{swap_frames} has latent size {used_cfg.latent}; G_V emits {gf_cfg.latent}")
+    else:
+        gf, used_cfg, used_source = gf_own, gf_cfg, gf_source
+    video_model = VideoGenerator(gv, gf).eval()
+    trained = gf_cfg.preset != "smoke" and gv_cfg.preset != "smoke"
+    meta = {
+        "variant": name,
+        "trained": trained,
+        "latent": gf_cfg.latent,
+        "frames": gv_cfg.video_length,
+        "resolution": 30,
+        "frames_balls": used_cfg.balls,
+        "video_balls": gv_cfg.balls,
+        "frames_preset": used_cfg.preset,
+        "video_preset": gv_cfg.preset,
+        "frames_steps": used_source["step"],
+        "video_steps": video["step"],
+        "opset": OPSET,
+        "sources": {
+            "frames_checkpoint": {k: used_source[k] for k in ("path", "sha256", "step")},
+            "video_checkpoint": {"path": str(video_ckpt), "sha256": sha256(video_ckpt), "step": video["step"]},
+            **(
+                {"video_trained_over": {k: gf_source[k] for k in ("path", "sha256", "step")}}
+                if swap_frames is not None
+                else {}
+            ),
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        staged = {}
+        for kind, module, outputs in (
+            ("frames", _FramesOnly(gf).eval(), ["frames"]),
+            ("video", video_model, ["video", "z_frames"]),
+        ):
+            path = Path(tmp) / f"{name}-{kind}.onnx"
+            _export(module, gf_cfg.latent, outputs, path)
+            _with_metadata(path, {**meta, "model": kind})
+            parity = check(module, path, gf_cfg.latent)
+            staged[kind] = (path, parity)
+        for kind, (path, parity) in staged.items():  # both passed: move them in
+            final = out / path.name
+            os.replace(path, final)
+            files[kind] = {"file": final.name, "sha256": sha256(final), "max_abs_diff_vs_torch": parity}
+    entry = {**meta, "files": files, "table1": table}
+    update_manifest(out, name, entry, make_default)
+    return entry
+
+
+def update_manifest(out: Path, name: str, entry: dict[str, Any], make_default: bool) -> dict[str, Any]:
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {"format": MANIFEST_FORMAT, "variants": {}}
+    manifest["variants"][name] = entry
+    if make_default or manifest.get("default") not in manifest["variants"]:
+        manifest["default"] = name
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+    return manifest
+
+
+def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=Path, required=True, help="frames checkpoint: the G_F that G_V was trained over")
+    p.add_argument("--video", type=Path, required=True, help="video checkpoint (G_V)")
+    p.add_argument("--swap-frames", type=Path, help="put this G_F under G_V instead (e.g. one trained on 1 ball)")
+    p.add_argument("--name", required=True, help="variant name, e.g. 3balls")
+    p.add_argument("--out", type=Path, default=Path("models"), help="models folder (default models/)")
+    p.add_argument("--table", type=Path, help="table1.json from `python -m training.evaluate` to record")
+    p.add_argument("--default", action="store_true", help="make this variant the service's default")
+    args = p.parse_args(argv)
+    if not args.name.replace("-", "").replace("_", "").isalnum():
+        p.error("--name may hold letters, digits, '-' and '_' only")
+    table = json.loads(args.table.read_text()) if args.table else None
+    try:
+        entry = export_variant(args.frames, args.video, args.name, args.out, args.swap_frames, table, args.default)
+    except (ExportError, checkpoint.CheckpointError) as exc:
+        print(f"export refused: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for kind, f in entry["files"].items():
+        print(f"wrote {args.out / f['file']} ({kind}; max |ONNX - torch| = {f['max_abs_diff_vs_torch']:.1e})")
+    print(f"recorded {args.name} in {args.out / 'manifest.json'}")

@@ -1,0 +1,171 @@
+"""BentoML service: bouncing-ball videos and frames from the exported ONNX generators.
+
+POST /generate_video   {"seed", "format": gif|mp4, "fps", "scale", "model"} -> the file, with headers
+                       X-Seed, X-Model, X-Consecutive-Frame-MSE (the paper's metric, before encoding)
+POST /generate_videos  {"count", "seed", "format", "fps", "scale", "model"} -> JSON, base64 videos
+POST /generate_frame   {"seed" | "z", "scale", "model"} -> PNG
+POST /models           -> the variants and their manifest entries
+Models load from models/ (or $BOUNCING_MODELS_DIR). Never imports torch.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+import anyio
+import bentoml
+import numpy as np
+from pydantic import Field
+from starlette.responses import JSONResponse, Response
+
+from inference.media import MEDIA_TYPES, encode_png, encode_video
+from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
+from training.metrics import consecutive_frame_mse, count_balls
+
+log = logging.getLogger("bouncing.service")
+MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")
+MAX_SEED = 2**63 - 1
+
+try:  # check the models folder at import: a bad file stops `bentoml serve` with one clear line
+    load_variants(MODELS_DIR)
+except ModelError as exc:
+    raise SystemExit(f"cannot start: {exc}") from None
+
+Seed = Annotated[int | None, Field(default=None, ge=0, le=MAX_SEED, description="random if absent")]
+Format = Annotated[Literal["gif", "mp4"], Field(default="gif")]
+Fps = Annotated[int, Field(default=10, ge=1, le=60)]
+Scale = Annotated[int, Field(default=4, ge=1, le=16, description="integer upscaling of the 30x30 frames")]
+Model = Annotated[str | None, Field(default=None, max_length=64, description="variant; default from the manifest")]
+
+
+def bad_request(field: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=400)
+
+
+@bentoml.service(traffic={"timeout": 60, "max_concurrency": 64}, workers=1)
+class BouncingBalls:
+    def __init__(self) -> None:
+        self.variants, self.default = load_variants(MODELS_DIR)
+        self.names = list(self.variants)  # a variant's index travels with its rows in a batch
+        self.latent = self.variants[self.default].latent
+        self.length = self.variants[self.default].length
+        log.info("ONNX Runtime providers: %s; default model %s", providers(), self.default)
+
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=64, max_latency_ms=1000)
+    def batch_videos(self, zm: np.ndarray) -> np.ndarray:
+        """Internal (use /generate_video): rows [z_v, variant index] (B, latent + 1) -> videos (B, T, 30, 30).
+
+        BentoML's adaptive batching gathers the rows of concurrent requests into one call.
+        """
+        out = np.empty((len(zm), self.length, 30, 30), dtype=np.float32)
+        index = zm[:, -1].astype(int)
+        for i in np.unique(index):  # one ONNX run per variant present in the batch
+            rows = index == i
+            out[rows] = self.variants[self.names[i]].generate_videos(zm[rows, :-1])
+        return out
+
+    def _variant(self, model: str | None):
+        name = model or self.default
+        return self.variants.get(name), name
+
+    async def _videos(self, seeds: list[int], name: str) -> np.ndarray:
+        z = np.stack([latent_from_seed(s, self.latent) for s in seeds])
+        zm = np.concatenate([z, np.full((len(seeds), 1), self.names.index(name), dtype=np.float32)], axis=1)
+        if hasattr(self, "to_async"):  # served: through the batching dispatcher
+            return await self.to_async.batch_videos(zm)
+        return await anyio.to_thread.run_sync(self.batch_videos, zm)
+
+    @bentoml.api
+    async def generate_video(
+        self, seed: Seed = None, format: Format = "gif", fps: Fps = 10, scale: Scale = 4, model: Model = None
+    ):  # a starlette Response (the file); BentoML cannot describe one as a return type
+        """One video as a GIF or MP4 file; headers X-Seed, X-Model, X-Consecutive-Frame-MSE."""
+        variant, name = self._variant(model)
+        if variant is None:
+            return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        video = (await self._videos([seed], name))[0]
+        body = await anyio.to_thread.run_sync(encode_video, video, format, fps, scale)
+        headers = {
+            "X-Seed": str(seed),
+            "X-Model": name,
+            "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(video):.6f}",
+            "Content-Disposition": f'inline; filename="bouncing-{name}-{seed}.{format}"',
+        }
+        return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
+
+    @bentoml.api
+    async def generate_videos(
+        self,
+        count: Annotated[int, Field(default=8, ge=1, le=64)] = 8,
+        seed: Seed = None,
+        format: Format = "gif",
+        fps: Fps = 10,
+        scale: Scale = 4,
+        model: Model = None,
+    ):  # a JSONResponse
+        """``count`` videos with seeds seed, seed+1, ...: JSON with base64 files and their metrics."""
+        variant, name = self._variant(model)
+        if variant is None:
+            return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
+        first = secrets.randbelow(2**31) if seed is None else seed
+        if first + count - 1 > MAX_SEED:
+            return bad_request("seed", f"seed + count - 1 must be at most {MAX_SEED}")
+        seeds = list(range(first, first + count))
+        videos = await self._videos(seeds, name)
+        return await anyio.to_thread.run_sync(self._videos_json, name, format, fps, scale, seeds, videos)
+
+    @staticmethod
+    def _videos_json(name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray) -> Response:
+        mse = consecutive_frame_mse(videos)
+        items = [
+            {
+                "seed": s,
+                "mse": float(m),
+                "balls_per_frame": count_balls(v).tolist(),
+                "media_type": MEDIA_TYPES[format],
+                "data": base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"),
+            }
+            for s, m, v in zip(seeds, mse, videos, strict=True)
+        ]
+        return JSONResponse(
+            {"model": name, "format": format, "videos": items,
+             "mse_mean": float(np.mean(mse)), "mse_std": float(np.std(mse))}
+        )  # fmt: skip
+
+    @bentoml.api
+    def generate_frame(
+        self,
+        seed: Seed = None,
+        z: Annotated[list[float] | None, Field(default=None, max_length=4096)] = None,
+        scale: Scale = 4,
+        model: Model = None,
+    ):  # a starlette Response (the PNG)
+        """One frame of G_F as a PNG, from a seed or an explicit latent vector z."""
+        variant, name = self._variant(model)
+        if variant is None:
+            return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
+        if seed is not None and z is not None:
+            return bad_request("z", "give either seed or z, not both")
+        if z is not None:
+            if len(z) != variant.latent:
+                return bad_request("z", f"z must hold {variant.latent} numbers, got {len(z)}")
+            if not all(math.isfinite(v) for v in z):
+                return bad_request("z", "z must hold finite numbers (no NaN or infinity)")
+            vec, shown = np.asarray(z, dtype=np.float32), "z"
+        else:
+            seed = secrets.randbelow(2**31) if seed is None else seed
+            vec, shown = latent_from_seed(seed, variant.latent), str(seed)
+        frame = variant.generate_frames(vec[None])[0]
+        return Response(encode_png(frame, scale), media_type="image/png", headers={"X-Seed": shown, "X-Model": name})
+
+    @bentoml.api
+    def models(self) -> dict:
+        """The model variants and their manifest entries (provenance, Table 1)."""
+        return {"default": self.default, "variants": {n: v.entry for n, v in self.variants.items()}}

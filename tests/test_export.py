@@ -1,0 +1,92 @@
+"""`python -m export`: ONNX files that match PyTorch, the G_F swap, the manifest, and refusals."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from export import onnx_export
+from export.onnx_export import ExportError, export_variant, main
+from training.networks import VideoGenerator
+from training.run import load_frame_generator
+
+
+def run_onnx(path, z):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"z": z})
+
+
+def test_export_writes_checked_models_and_a_manifest(smoke_models, smoke_runs):
+    manifest = json.loads((smoke_models / "manifest.json").read_text())
+    assert manifest["default"] == "3balls" and set(manifest["variants"]) == {"3balls", "1ball-swap"}
+    entry = manifest["variants"]["3balls"]
+    assert entry["latent"] == 100 and entry["frames"] == 30 and entry["opset"] == onnx_export.OPSET
+    assert entry["trained"] is False and entry["frames_preset"] == "smoke"  # smoke models say so
+    assert entry["sources"]["video_checkpoint"]["sha256"] == onnx_export.sha256(smoke_runs["video"])
+    for kind in ("frames", "video"):
+        f = entry["files"][kind]
+        path = smoke_models / f["file"]
+        assert f["sha256"] == onnx_export.sha256(path) and f["max_abs_diff_vs_torch"] <= 1e-4
+        model = onnx.load(str(path))
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta["variant"] == "3balls" and meta["model"] == kind
+        assert model.opset_import[0].version == onnx_export.OPSET
+    z = np.random.default_rng(0).standard_normal((17, 100)).astype(np.float32)
+    frames = run_onnx(smoke_models / "3balls-frames.onnx", z)[0]
+    video, zf = run_onnx(smoke_models / "3balls-video.onnx", z[:5])
+    assert frames.shape == (17, 1, 30, 30) and video.shape == (5, 30, 30, 30) and zf.shape == (5, 30, 100)
+
+
+def test_swap_puts_the_other_frame_generator_under_the_same_sequence_generator(smoke_models, smoke_runs):
+    entry = json.loads((smoke_models / "manifest.json").read_text())["variants"]["1ball-swap"]
+    assert entry["frames_balls"] == 1 and entry["video_balls"] == 3
+    z = np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32)
+    own_video, own_zf = run_onnx(smoke_models / "3balls-video.onnx", z)
+    swap_video, swap_zf = run_onnx(smoke_models / "1ball-swap-video.onnx", z)
+    np.testing.assert_allclose(swap_zf, own_zf, atol=1e-6)  # the same path through latent space ...
+    gf1, _, _ = load_frame_generator(smoke_runs["frames1"])
+    with torch.no_grad():
+        expected = gf1(torch.from_numpy(swap_zf.reshape(-1, 100)))[:, 0].view(3, 30, 30, 30).numpy()
+    np.testing.assert_allclose(swap_video, expected, atol=1e-4)  # ... drawn by the 1-ball G_F
+
+
+def test_export_refuses_a_model_that_fails_parity(smoke_runs, tmp_path, monkeypatch):
+    real_forward = VideoGenerator.forward
+
+    def drifting(self, z):  # PyTorch side differs from what was exported
+        video, zf = real_forward(self, z)
+        return video + (1e-3 if not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export() else 0), zf
+
+    monkeypatch.setattr(VideoGenerator, "forward", drifting)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_variant(smoke_runs["frames"], smoke_runs["video"], "bad", tmp_path)
+    assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / "manifest.json").exists()
+
+
+def test_export_refuses_a_frame_generator_the_video_was_not_trained_over(smoke_runs, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--frames", str(smoke_runs["frames1"]), "--video", str(smoke_runs["video"]), "--name", "x",
+              "--out", str(tmp_path)])  # fmt: skip
+    assert "trained over another G_F" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--frames", str(smoke_runs["video"]), "--video", str(smoke_runs["video"]), "--name", "x",
+              "--out", str(tmp_path)])  # fmt: skip
+    assert "is from the 'video' stage" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--frames", str(smoke_runs["frames"]), "--video", str(smoke_runs["video"]), "--name", "a b"])
+
+
+def test_cli_records_table_and_default(smoke_runs, tmp_path, capsys):
+    table = tmp_path / "table1.json"
+    table.write_text(json.dumps({"rows": {"generated": {"consecutive_frame_mse": {"mean": 0.05}}}}))
+    args = ["--frames", str(smoke_runs["frames"]), "--video", str(smoke_runs["video"]), "--out", str(tmp_path)]
+    main([*args, "--name", "first"])
+    main([*args, "--name", "second", "--table", str(table), "--default"])
+    main([*args, "--name", "third", "--swap-frames", str(smoke_runs["frames1"])])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["default"] == "second" and list(manifest["variants"]) == ["first", "second", "third"]
+    assert manifest["variants"]["second"]["table1"]["rows"]["generated"]["consecutive_frame_mse"]["mean"] == 0.05
+    assert "video_trained_over" in manifest["variants"]["third"]["sources"]
+    assert "wrote" in capsys.readouterr().out
