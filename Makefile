@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch for machines without a GPU; GPU users: make test TORCH=torch (or any CUDA build).
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test lint bench-data bench-train venv venv-train venv-gpu clean
+.PHONY: serve serve-gpu bento test lint bench-data bench-train venv venv-train venv-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,16 @@ venv-gpu: venv
 	$(BIN)/pip install -q --force-reinstall --no-deps "onnxruntime-gpu>=1.18"
 	$(BIN)/pip install -q -e ".[gpu]"
 
+PORT ?= 3000
 serve: venv
-	@test -f service.py || { echo "make serve: service.py is not in this checkout yet (see README, Status)"; exit 1; }
-	$(BIN)/bentoml serve service:BouncingBalls --host 0.0.0.0 --port 3000
+	$(BIN)/bentoml serve service:BouncingBalls --host 0.0.0.0 --port $(PORT)
+
+# the same service on onnxruntime-gpu (CUDA when a GPU is visible)
+serve-gpu: venv-gpu
+	$(BIN)/bentoml serve service:BouncingBalls --host 0.0.0.0 --port $(PORT)
+
+bento: venv
+	$(BIN)/bentoml build
 
 test: venv-train
 	$(BIN)/ruff check .

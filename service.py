@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -90,9 +91,14 @@ class BouncingBalls:
         if variant is None:
             return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
         seed = secrets.randbelow(2**31) if seed is None else seed
+        t0 = time.perf_counter()
         video = (await self._videos([seed], name))[0]
+        t1 = time.perf_counter()
         body = await anyio.to_thread.run_sync(encode_video, video, format, fps, scale)
+        t2 = time.perf_counter()
         headers = {
+            # generate: z -> frames, through the batching queue; encode: GIF/MP4 (milliseconds)
+            "Server-Timing": f"generate;dur={(t1 - t0) * 1e3:.1f}, encode;dur={(t2 - t1) * 1e3:.1f}",
             "X-Seed": str(seed),
             "X-Model": name,
             "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(video):.6f}",

@@ -39,6 +39,16 @@ def test_bento_contents(bento):
     assert not (src / "training" / "run.py").exists()  # the torch side stays out of the image
 
 
+def test_gpu_bento_swaps_onnxruntime_for_onnxruntime_gpu(tmp_path):
+    env = env_with(BENTOML_HOME=str(tmp_path), BENTOML_DO_NOT_TRACK="True")
+    cmd = [BENTOML, "build", "-f", "bentofile.gpu.yaml", "--do-not-track"]
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    (path,) = [p for p in (tmp_path / "bentos" / "bouncing-balls-gpu").iterdir() if p.name != "latest"]
+    names = {r.split("==")[0] for r in (path / "env" / "python" / "requirements.txt").read_text().split()}
+    assert "onnxruntime-gpu" in names and "onnxruntime" not in names
+    assert "nvidia/cuda" in (path / "env" / "docker" / "Dockerfile").read_text()
+
+
 @pytest.mark.slow
 def test_bento_serves_from_a_fresh_environment_with_its_own_requirements(bento, tmp_path):
     env_dir = tmp_path / "venv"
