@@ -14,7 +14,6 @@ ONNX Runtime, or nothing is written.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -30,9 +29,8 @@ import torch
 from torch import nn
 
 from training import checkpoint
-from training.config import VIDEO, config_from_dict
-from training.networks import FrameGenerator, SequenceGenerator, VideoGenerator
-from training.run import load_frame_generator
+from training.networks import FrameGenerator, VideoGenerator
+from training.run import load_frame_generator, load_sequence_generator, sha256
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -44,14 +42,6 @@ class ExportError(RuntimeError):
     """A model that failed a check; nothing was written for it."""
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _FramesOnly(nn.Module):
     def __init__(self, gf: FrameGenerator) -> None:
         super().__init__()
@@ -59,19 +49,6 @@ class _FramesOnly(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.gf(z)
-
-
-def load_video_checkpoint(path: Path) -> tuple[SequenceGenerator, Any, dict[str, Any]]:
-    """G_V, its config, and the checkpoint (which also holds the G_F it was trained over)."""
-    ckpt = checkpoint.load(path, stage=VIDEO)
-    cfg = config_from_dict(VIDEO, ckpt["config"])
-    gv = SequenceGenerator(
-        latent=cfg.latent, frame_latent=ckpt["frames_config"]["latent"], frames=cfg.video_length, fc=cfg.fc,
-        seq_features=cfg.seq_features, lstm_hidden=cfg.lstm_hidden, lstm_layers=cfg.lstm_layers,
-        out_scale=cfg.zf_scale,
-    )  # fmt: skip
-    gv.load_state_dict(ckpt["generator"])
-    return gv.eval(), cfg, ckpt
 
 
 def _export(module: nn.Module, latent: int, outputs: list[str], path: Path) -> None:
@@ -127,7 +104,7 @@ def export_variant(
 ) -> dict[str, Any]:
     """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest."""
     gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
-    gv, gv_cfg, video = load_video_checkpoint(video_ckpt)
+    gv, gv_cfg, video = load_sequence_generator(video_ckpt)
     if not _same_state(gf_own.state_dict(), video["frames_generator"]):
         raise ExportError(
             f"{video_ckpt} was trained over another G_F than {frames_ckpt}; give its own G_F with --frames, "

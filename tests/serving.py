@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
+from PIL import Image
 
 
 @contextmanager
@@ -45,3 +48,13 @@ def bentoml_serve(bentoml: str, cwd: Path, port: int, env: dict[str, str], timeo
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
+
+
+def decode_gif(data: bytes) -> np.ndarray:
+    """All frames of a GIF as uint8 (T, H, W), with Pillow (the service encodes GIFs with FFmpeg)."""
+    img = Image.open(io.BytesIO(data))
+    frames = []
+    for i in range(img.n_frames):
+        img.seek(i)
+        frames.append(np.asarray(img.convert("L")))
+    return np.stack(frames)

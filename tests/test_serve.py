@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, env_with, free_port
-from tests.serving import bentoml_serve
+from tests.serving import bentoml_serve, decode_gif
 from training.metrics import consecutive_frame_mse
 
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
@@ -27,16 +27,6 @@ def server():
     env = env_with(BOUNCING_MODELS_DIR=str(ROOT / "models"))
     with bentoml_serve(BENTOML, ROOT, free_port(), env) as url:
         yield url
-
-
-def decode_gif(data: bytes) -> np.ndarray:
-    """Pillow's GIF decoder (the service encodes GIFs with FFmpeg, through PyAV)."""
-    img = Image.open(io.BytesIO(data))
-    frames = []
-    for i in range(img.n_frames):
-        img.seek(i)
-        frames.append(np.asarray(img.convert("L")))
-    return np.stack(frames)
 
 
 def decode_mp4(data: bytes, tmp_path: Path) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants
+from tests.serving import decode_gif
 from training.metrics import consecutive_frame_mse
 
 
@@ -35,20 +36,11 @@ def client(service_module):
             yield c
 
 
-def gif_frames(data: bytes) -> np.ndarray:
-    img = Image.open(io.BytesIO(data))
-    frames = []
-    for i in range(img.n_frames):
-        img.seek(i)
-        frames.append(np.asarray(img.convert("L")))
-    return np.stack(frames)
-
-
 def test_generate_video_gif(client, smoke_models):
     r = client.post("/generate_video", json={"seed": 7, "fps": 12, "scale": 2})
     assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
     assert r.headers["x-seed"] == "7" and r.headers["x-model"] == "3balls"
-    frames = gif_frames(r.content)
+    frames = decode_gif(r.content)
     assert frames.shape == (30, 60, 60)
     # the header is the metric of the generated frames: recompute it from the same model
     variant = load_variants(smoke_models)[0]["3balls"]

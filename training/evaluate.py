@@ -21,24 +21,11 @@ import torch
 
 from training import checkpoint, images, metrics
 from training import data as bb
-from training.config import VIDEO, config_from_dict
 from training.networks import FrameGenerator, SequenceGenerator
-from training.run import load_frame_generator, sha256
+from training.run import load_frame_generator, load_sequence_generator, sha256
 
 VIDEOS = 30  # Table 1: mean and std over 30 videos
 FRAMES = 30
-
-
-def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, Any]:
-    ckpt = checkpoint.load(path, stage=VIDEO)
-    cfg = config_from_dict(VIDEO, ckpt["config"])
-    gv = SequenceGenerator(
-        latent=cfg.latent, frame_latent=ckpt["frames_config"]["latent"], frames=cfg.video_length, fc=cfg.fc,
-        seq_features=cfg.seq_features, lstm_hidden=cfg.lstm_hidden, lstm_layers=cfg.lstm_layers,
-        out_scale=cfg.zf_scale,
-    )  # fmt: skip
-    gv.load_state_dict(ckpt["generator"])
-    return gv.eval(), cfg
 
 
 @torch.no_grad()
@@ -100,7 +87,7 @@ def evaluate(
 
     generated = None
     if video_ckpt is not None:
-        gv, gv_cfg = load_sequence_generator(video_ckpt)
+        gv, gv_cfg, _ = load_sequence_generator(video_ckpt)
         with torch.no_grad():
             zf = gv(torch.from_numpy(prior(rng, VIDEOS, gv_cfg.latent))).numpy()  # (30, T, latent)
         generated = frames_of(gf, zf)

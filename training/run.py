@@ -79,6 +79,16 @@ def load_frame_generator(path: Path) -> tuple[FrameGenerator, FramesConfig, dict
     return gf.eval(), cfg, source
 
 
+def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, VideoConfig, dict[str, Any]]:
+    """G_V of a video checkpoint (eval mode), its config, and the checkpoint (which also holds the G_F
+    it was trained over, under "frames_generator")."""
+    ckpt = checkpoint.load(path, stage=VIDEO)
+    cfg = config_from_dict(VIDEO, ckpt["config"])
+    gv = build_sequence_generator(cfg, ckpt["frames_config"]["latent"])
+    gv.load_state_dict(ckpt["generator"])
+    return gv.eval(), cfg, ckpt
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
