@@ -101,6 +101,7 @@ def export_variant(
     swap_frames: Path | None = None,
     table: dict[str, Any] | None = None,
     make_default: bool = False,
+    note: str = "",
 ) -> dict[str, Any]:
     """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest."""
     gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
@@ -131,6 +132,7 @@ def export_variant(
         "frames_steps": used_source["step"],
         "video_steps": video["step"],
         "opset": OPSET,
+        "note": note,
         "sources": {
             "frames_checkpoint": {k: used_source[k] for k in ("path", "sha256", "step")},
             "video_checkpoint": {"path": str(video_ckpt), "sha256": sha256(video_ckpt), "step": video["step"]},
@@ -188,12 +190,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("models"), help="models folder (default models/)")
     p.add_argument("--table", type=Path, help="table1.json from `python -m training.evaluate` to record")
     p.add_argument("--default", action="store_true", help="make this variant the service's default")
+    p.add_argument("--note", default="", help="free text for the model card (how it was trained, caveats)")
     args = p.parse_args(argv)
     if not args.name.replace("-", "").replace("_", "").isalnum():
         p.error("--name may hold letters, digits, '-' and '_' only")
     table = json.loads(args.table.read_text()) if args.table else None
     try:
-        entry = export_variant(args.frames, args.video, args.name, args.out, args.swap_frames, table, args.default)
+        entry = export_variant(
+            args.frames, args.video, args.name, args.out, args.swap_frames, table, args.default, args.note
+        )
     except (ExportError, checkpoint.CheckpointError) as exc:
         print(f"export refused: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

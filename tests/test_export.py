@@ -83,10 +83,11 @@ def test_cli_records_table_and_default(smoke_runs, tmp_path, capsys):
     table.write_text(json.dumps({"rows": {"generated": {"consecutive_frame_mse": {"mean": 0.05}}}}))
     args = ["--frames", str(smoke_runs["frames"]), "--video", str(smoke_runs["video"]), "--out", str(tmp_path)]
     main([*args, "--name", "first"])
-    main([*args, "--name", "second", "--table", str(table), "--default"])
+    main([*args, "--name", "second", "--table", str(table), "--default", "--note", "first try"])
     main([*args, "--name", "third", "--swap-frames", str(smoke_runs["frames1"])])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["default"] == "second" and list(manifest["variants"]) == ["first", "second", "third"]
     assert manifest["variants"]["second"]["table1"]["rows"]["generated"]["consecutive_frame_mse"]["mean"] == 0.05
     assert "video_trained_over" in manifest["variants"]["third"]["sources"]
+    assert manifest["variants"]["second"]["note"] == "first try"
     assert "wrote" in capsys.readouterr().out
