@@ -19,7 +19,7 @@ import torch
 from training import losses
 from training.config import make_config
 from training.loop import gan_step, make_optimizer
-from training.networks import DiscriminatorEnsemble, FrameGenerator, GroupedConv2d
+from training.networks import DiscriminatorEnsemble, FrameGenerator
 
 
 def loop_step(gf, discs, opt_g, opt_ds, real, z):
@@ -62,30 +62,21 @@ def build(variant: str, cfg, real, z):
     disc = DiscriminatorEnsemble(
         kind="frame", count=cfg.d_count, width=cfg.d_width, seed=0, minibatch_std=cfg.minibatch_std
     )
-    # switch off the optimisations one by one: "grouped" = plain grouped convolutions throughout
-    plain = variant == "grouped"
-    if plain or variant == "no-split-backward":
-        for m in disc.modules():
-            if isinstance(m, GroupedConv2d):
-                m.__class__ = torch.nn.Conv2d  # same parameters, PyTorch's own backward
-    if plain or variant == "conv-head":
-        disc.head.as_conv = True
-    if variant == "contiguous":
+    if variant == "contiguous":  # without the channels-last memory format
         disc = disc.to(memory_format=torch.contiguous_format)
         disc.memory_format = torch.contiguous_format
     opt_d = make_optimizer(cfg.optimizer, disc.parameters(), cfg.lr_d)
     d_call = torch.compile(disc) if variant == "compiled" else disc
-    paired = not (plain or variant == "unpaired")
-    return lambda: gan_step(gf, d_call, opt_g, opt_d, real, z, cfg.g_loss, paired=paired)
+    return lambda: gan_step(gf, d_call, opt_g, opt_d, real, z, cfg.g_loss)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant; the median is reported")
-    parser.add_argument("--variants", default="batched,grouped,loop", help="comma-separated: batched (all "
-                        "optimisations), grouped (none: plain grouped convolutions), loop, and batched less one: "
-                        "no-split-backward, conv-head, unpaired, contiguous; or batched plus: compiled")  # fmt: skip
+    parser.add_argument("--variants", default="batched,loop", help="comma-separated: batched (the ensemble as "
+                        "trained), loop, contiguous (batched without channels-last), compiled (batched under "
+                        "torch.compile)")  # fmt: skip
     args = parser.parse_args()
     cfg = make_config("frames", "cpu")
     gen = torch.Generator().manual_seed(0)

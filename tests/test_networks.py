@@ -7,7 +7,6 @@ from training.config import make_config
 from training.networks import (
     DiscriminatorEnsemble,
     FrameGenerator,
-    GroupedConv2d,
     SequenceGenerator,
     VideoGenerator,
     parameter_count,
@@ -67,33 +66,6 @@ def test_ensemble_is_k_independent_discriminators(kind, mbstd):
     for name, p in ensemble.named_parameters():
         expected = torch.cat([dict(s.named_parameters())[name].grad for s in singles])
         torch.testing.assert_close(p.grad, expected.view_as(p.grad), rtol=0, atol=1e-5)
-
-
-def test_paired_pass_equals_two_passes():
-    disc = DiscriminatorEnsemble(kind="frame", count=3, width=4, seed=0, minibatch_std=True)
-    a, b = torch.randn(4, 1, 30, 30), torch.randn(4, 1, 30, 30) * 0.1
-    both = disc(torch.cat([a, b]), groups=2)
-    torch.testing.assert_close(both, torch.cat([disc(a), disc(b)]), rtol=0, atol=1e-6)
-    assert not torch.allclose(disc(torch.cat([a, b])), both)  # one group mixes the statistics
-
-
-def test_head_and_split_backward_are_the_plain_convolutions():
-    disc = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=0)
-    x = torch.randn(2, 30, 30, 30)
-    fast = disc(x)
-    disc.head.as_conv = True
-    torch.testing.assert_close(disc(x), fast, rtol=0, atol=1e-6)
-
-    conv = GroupedConv2d(8, 12, 4, 2, 1, groups=4)
-    plain = torch.nn.Conv2d(8, 12, 4, 2, 1, groups=4)
-    plain.load_state_dict(conv.state_dict())
-    x1 = torch.randn(3, 8, 9, 9, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_()
-    conv(x1).square().sum().backward()
-    plain(x2).square().sum().backward()
-    torch.testing.assert_close(x1.grad, x2.grad)
-    torch.testing.assert_close(conv.weight.grad, plain.weight.grad)
-    torch.testing.assert_close(conv.bias.grad, plain.bias.grad)
 
 
 def test_projection_is_a_unit_norm_buffer():

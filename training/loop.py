@@ -61,23 +61,14 @@ def gan_step(
     z: torch.Tensor,
     g_loss_mode: str,
     amp=contextlib.nullcontext,
-    paired: bool = True,
 ) -> dict[str, float]:
-    """One discriminator update (each of the K on its own loss) then one generator update.
-
-    ``paired``: real and fake go through the discriminators as one batch of two groups (each with
-    its own minibatch statistic), the same function as two passes, in fewer and larger calls.
-    """
+    """One discriminator update (each of the K on its own loss) then one generator update."""
     with amp():
         fake = generate(z)
     # discriminators: the sum of K independent losses gives each one its own gradient
     opt_d.zero_grad(set_to_none=True)
-    with amp():
-        if paired:
-            logits = disc(torch.cat([real, fake.detach()]), groups=2)
-            real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
-        else:
-            real_logits, fake_logits = disc(real), disc(fake.detach())
+    with amp():  # real and fake in separate passes: each batch its own minibatch statistic
+        real_logits, fake_logits = disc(real), disc(fake.detach())
     d_losses = losses.d_loss(real_logits.float(), fake_logits.float())  # (K,)
     d_losses.sum().backward()
     opt_d.step()

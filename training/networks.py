@@ -18,7 +18,7 @@ Size = int | tuple[int, ...]
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN's initialisation: conv and linear weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
     for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.Linear | EnsembleHead):
+        if isinstance(m, nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.Linear):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -143,97 +143,19 @@ class MinibatchStd(nn.Module):
     and positions of the batch standard deviation: (B, K*C, *S) -> (B, K*(C+1), *S).
 
     A discriminator that sees the spread of its batch can tell a collapsed generator from data;
-    the small presets need it (DESIGN.md: plain settings collapse within ~1,000 steps). With
-    ``groups`` > 1 the batch is split into that many equal contiguous parts (e.g. real and fake
-    evaluated together), each with its own statistic.
+    the small presets need it (DESIGN.md: plain settings collapse within ~1,000 steps).
     """
 
     def __init__(self, count: int) -> None:
         super().__init__()
         self.count = count
 
-    def forward(self, h: torch.Tensor, groups: int = 1) -> torch.Tensor:
-        b, kc, *s = h.shape
-        g = h.view(groups, b // groups, self.count, kc // self.count, *s)  # (G, B/G, K, C, *S)
-        std = torch.sqrt(g.var(dim=1, unbiased=False) + 1e-8)  # (G, K, C, *S)
-        stat = std.flatten(2).mean(dim=2).view(groups, 1, self.count, 1, *([1] * len(s)))
-        stat = stat.expand(groups, b // groups, self.count, 1, *s)
-        return torch.cat([g, stat], dim=3).view(b, -1, *s)
-
-
-class _ConvFunction(torch.autograd.Function):
-    """Convolution whose backward asks for the input and the weight gradient in two separate calls.
-
-    On CPU, oneDNN's joint backward of grouped convolutions is about twice as slow as the two
-    gradients asked for one at a time (benchmarks/ensemble_step.py); the math is the same.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, groups):  # noqa: ANN001
-        ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, groups)
-        conv = F.conv2d if x.dim() == 4 else F.conv3d
-        return conv(x, weight, bias, stride, padding, 1, groups)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001
-        x, weight = ctx.saved_tensors
-        stride, padding, groups = ctx.conf
-        nd = x.dim() - 2
-        args = (grad, x, weight, None, list(stride), list(padding), [1] * nd, False, [0] * nd, groups)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.ops.aten.convolution_backward(*args, [True, False, False])[0]
-        if ctx.needs_input_grad[1]:
-            gw = torch.ops.aten.convolution_backward(*args, [False, True, False])[1]
-        if ctx.needs_input_grad[2]:
-            gb = grad.sum(dim=[0, *range(2, grad.dim())])
-        return gx, gw, gb, None, None, None
-
-
-class GroupedConv2d(nn.Conv2d):
-    """nn.Conv2d (same parameters and state dict) with the split backward of ``_ConvFunction``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ConvFunction.apply(x, self.weight, self.bias, self.stride, self.padding, self.groups)
-
-
-class GroupedConv3d(nn.Conv3d):
-    """nn.Conv3d (same parameters and state dict) with the split backward of ``_ConvFunction``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ConvFunction.apply(x, self.weight, self.bias, self.stride, self.padding, self.groups)
-
-
-class EnsembleHead(nn.Module):
-    """The K final convolutions to one logit each, (B, K*C, *S) -> (B, K).
-
-    Where the padded input is exactly one kernel large (true of both plans), each output is a dot
-    product of the padded input with the kernel: computed as a product and a sum rather than a grouped
-    convolution with one output position, which oneDNN runs ~50x below its usual speed.
-    Parameters and state dict are those of the equivalent grouped convolution.
-    """
-
-    def __init__(self, count: int, channels: int, kernel: Size, padding: Size, dims: int) -> None:
-        super().__init__()
-        self.count, self.kernel = count, _tuple(kernel, dims)
-        self.padding = _tuple(padding, dims)
-        conv = nn.Conv2d if dims == 2 else nn.Conv3d
-        ref = conv(count * channels, count, kernel, 1, padding, groups=count)  # for the default init
-        self.weight, self.bias = ref.weight, ref.bias
-        self.as_conv = False  # True: compute as the grouped convolution (for benchmarks and tests)
-
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.as_conv:
-            conv = F.conv2d if h.dim() == 4 else F.conv3d
-            return conv(h, self.weight, self.bias, 1, self.padding, 1, self.count).flatten(1)
-        pad = [p for p in reversed(self.padding) for _ in range(2)]  # F.pad wants last dim first
-        hp = F.pad(h, pad)
-        if tuple(hp.shape[2:]) != self.kernel:
-            raise ValueError(f"head expects a padded input of {self.kernel}, got {tuple(hp.shape[2:])}")
-        b = hp.shape[0]
-        out = (hp.reshape(b, self.count, -1) * self.weight.reshape(1, self.count, -1)).sum(dim=2)
-        return out + self.bias
+        b, kc, *s = h.shape
+        g = h.view(b, self.count, kc // self.count, *s)  # (B, K, C, *S)
+        std = torch.sqrt(g.var(dim=0, unbiased=False) + 1e-8)  # (K, C, *S)
+        stat = std.flatten(1).mean(dim=1).view(1, self.count, 1, *([1] * len(s)))
+        return torch.cat([g, stat.expand(b, self.count, 1, *s)], dim=2).view(b, -1, *s)
 
 
 # Layer plans (out-channel multiple of the width, kernel, stride, padding), the last one to a logit.
@@ -252,6 +174,7 @@ VIDEO_PLAN = dict(
 class DiscriminatorEnsemble(nn.Module):
     """K discriminators, each a fixed random projection followed by its own conv stack, computed
     together as grouped convolutions: the same function as K separate networks (a test proves it).
+    benchmarks/ensemble_step.py measures it against a loop over K modules, and what else was tried.
 
     kind="frame": input (B, 1, 30, 30); kind="video": input (B, T, 30, 30). Output: logits (B, K).
     """
@@ -265,7 +188,7 @@ class DiscriminatorEnsemble(nn.Module):
         plan = FRAME_PLAN if kind == "frame" else VIDEO_PLAN
         self.kind, self.count, self.width, self.slope = kind, count, width, slope
         dims = 2 if kind == "frame" else 3
-        conv = GroupedConv2d if dims == 2 else GroupedConv3d
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
         self.projection = RandomProjection(count=count, dims=dims, seed=seed, **plan["projection"])
         layers: list[nn.Module] = []
         c_in = 1
@@ -274,24 +197,23 @@ class DiscriminatorEnsemble(nn.Module):
             c_in = mult * width
         self.layers = nn.ModuleList(layers)
         self.mbstd = MinibatchStd(count) if minibatch_std else None
-        k, _, p = plan["head"]
-        self.head = EnsembleHead(count, c_in + int(minibatch_std), k, p, dims)
+        k, s, p = plan["head"]
+        self.head = conv(count * (c_in + int(minibatch_std)), count, k, s, p, groups=count)
         dcgan_init(self)
         # channels-last frames: oneDNN's grouped 2-D convolutions run ~10% faster (not so in 3-D)
         self.memory_format = torch.channels_last if dims == 2 else torch.contiguous_format
         self.to(memory_format=self.memory_format)
 
-    def forward(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
-        """Logits (B, K). ``groups``: the batch holds that many separate batches (each its own
-        minibatch statistic), e.g. real and fake concatenated to share one pass."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) of a batch of frames (B, 1, 30, 30) or videos (B, T, 30, 30)."""
         if self.kind == "video":
             x = x.unsqueeze(1)  # (B, 1, T, H, W)
         h = self.projection(x).contiguous(memory_format=self.memory_format)  # (B, K, *S)
         for layer in self.layers:
             h = F.leaky_relu(layer(h), self.slope)
         if self.mbstd is not None:
-            h = self.mbstd(h, groups)
-        return self.head(h)  # (B, K)
+            h = self.mbstd(h)
+        return self.head(h).flatten(1)  # (B, K)
 
 
 def parameter_count(module: nn.Module) -> int:
