@@ -49,7 +49,7 @@ bench-data: venv-train
 	$(BIN)/python benchmarks/data_throughput.py
 
 bench-train: venv-train
-	$(BIN)/python benchmarks/ensemble_step.py --variants batched,loop,contiguous,compiled
+	$(BIN)/python benchmarks/ensemble_step.py --variants batched,loop,contiguous,compiled --steps 10
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
