@@ -22,19 +22,20 @@ from typing import Annotated, Literal
 import anyio
 import bentoml
 import numpy as np
+from bentoml.validators import DType
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
-from inference.media import MEDIA_TYPES, encode_png, encode_video
+from inference.media import MEDIA_TYPES, encode_png, encode_video, to_pixels, to_signed
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
 from training.metrics import consecutive_frame_mse, count_balls
 
-log = logging.getLogger("bouncing.service")
+log = logging.getLogger("bentoml.bouncing")  # under "bentoml": shown in the server log
 MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")
 MAX_SEED = 2**63 - 1
 
-try:  # check the models folder at import: a bad file stops `bentoml serve` with one clear line
-    load_variants(MODELS_DIR)
+try:  # load at import: a bad models folder stops `bentoml serve` with one clear line, before any worker
+    LOADED = load_variants(MODELS_DIR)
 except ModelError as exc:
     raise SystemExit(f"cannot start: {exc}") from None
 
@@ -52,23 +53,22 @@ def bad_request(field: str, message: str) -> JSONResponse:
 @bentoml.service(traffic={"timeout": 60, "max_concurrency": 64}, workers=1)
 class BouncingBalls:
     def __init__(self) -> None:
-        self.variants, self.default = load_variants(MODELS_DIR)
+        self.variants, self.default = LOADED
         self.names = list(self.variants)  # a variant's index travels with its rows in a batch
         self.latent = self.variants[self.default].latent
         self.length = self.variants[self.default].length
         log.info("ONNX Runtime providers: %s; default model %s", providers(), self.default)
 
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=64, max_latency_ms=1000)
-    def batch_videos(self, zm: np.ndarray) -> np.ndarray:
-        """Internal (use /generate_video): rows [z_v, variant index] (B, latent + 1) -> videos (B, T, 30, 30).
-
-        BentoML's adaptive batching gathers the rows of concurrent requests into one call.
-        """
-        out = np.empty((len(zm), self.length, 30, 30), dtype=np.float32)
+    def batch_videos(self, zm: np.ndarray) -> Annotated[np.ndarray, DType("uint8")]:
+        """Internal (use /generate_video): rows [z_v, variant index] (B, latent + 1) -> video pixels
+        uint8 (B, T, 30, 30). BentoML's adaptive batching gathers the rows of concurrent requests
+        into one call; pixels rather than floats keep the hand-over between its workers small."""
+        out = np.empty((len(zm), self.length, 30, 30), dtype=np.uint8)
         index = zm[:, -1].astype(int)
         for i in np.unique(index):  # one ONNX run per variant present in the batch
             rows = index == i
-            out[rows] = self.variants[self.names[i]].generate_videos(zm[rows, :-1])
+            out[rows] = to_pixels(self.variants[self.names[i]].generate_videos(zm[rows, :-1]))
         return out
 
     def _variant(self, model: str | None):
@@ -101,7 +101,7 @@ class BouncingBalls:
             "Server-Timing": f"generate;dur={(t1 - t0) * 1e3:.1f}, encode;dur={(t2 - t1) * 1e3:.1f}",
             "X-Seed": str(seed),
             "X-Model": name,
-            "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(video):.6f}",
+            "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(to_signed(video)):.6f}",
             "Content-Disposition": f'inline; filename="bouncing-{name}-{seed}.{format}"',
         }
         return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
@@ -129,16 +129,17 @@ class BouncingBalls:
 
     @staticmethod
     def _videos_json(name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray) -> Response:
-        mse = consecutive_frame_mse(videos)
+        signed = to_signed(videos)
+        mse = consecutive_frame_mse(signed)
         items = [
             {
                 "seed": s,
                 "mse": float(m),
-                "balls_per_frame": count_balls(v).tolist(),
+                "balls_per_frame": count_balls(f).tolist(),
                 "media_type": MEDIA_TYPES[format],
                 "data": base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"),
             }
-            for s, m, v in zip(seeds, mse, videos, strict=True)
+            for s, m, v, f in zip(seeds, mse, videos, signed, strict=True)
         ]
         return JSONResponse(
             {"model": name, "format": format, "videos": items,
@@ -168,7 +169,7 @@ class BouncingBalls:
         else:
             seed = secrets.randbelow(2**31) if seed is None else seed
             vec, shown = latent_from_seed(seed, variant.latent), str(seed)
-        frame = variant.generate_frames(vec[None])[0]
+        frame = to_pixels(variant.generate_frames(vec[None])[0])
         return Response(encode_png(frame, scale), media_type="image/png", headers={"X-Seed": shown, "X-Model": name})
 
     @bentoml.api

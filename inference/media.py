@@ -11,21 +11,32 @@ from PIL import Image
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "png": "image/png"}
 
 
-def to_pixels(frames: np.ndarray, scale: int = 1) -> np.ndarray:
-    """Frames in [-1, 1], (..., H, W) -> uint8 (..., H * scale, W * scale), nearest-neighbour upscaled."""
-    px = np.clip(np.rint((frames + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    if scale > 1:
-        px = px.repeat(scale, axis=-2).repeat(scale, axis=-1)
-    return px
+def to_pixels(frames: np.ndarray) -> np.ndarray:
+    """Frames in [-1, 1] -> uint8 round(127.5 * (x + 1)), with the binarisation kept exact:
+    pixel >= 128 exactly where x > 0, so the paper's metric computed on decoded pixels (via
+    ``to_signed``) equals the metric of the generated frames."""
+    px = np.clip(np.rint((frames + 1.0) * 127.5), 0, 255)
+    px = np.where(frames > 0, np.maximum(px, 128), np.minimum(px, 127))
+    return px.astype(np.uint8)
 
 
-def encode_gif(frames: np.ndarray, fps: int, scale: int) -> bytes:
-    """Video (T, H, W) in [-1, 1] -> looping grayscale GIF, lossless, one GIF frame per frame.
+def to_signed(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [-1, 1] (x > 0 exactly where pixel >= 128)."""
+    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def upscale(pixels: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of (..., H, W) by an integer factor."""
+    return pixels.repeat(scale, axis=-2).repeat(scale, axis=-1) if scale > 1 else pixels
+
+
+def encode_gif(pixels: np.ndarray, fps: int, scale: int) -> bytes:
+    """Video pixels uint8 (T, H, W) -> looping grayscale GIF, lossless, one GIF frame per frame.
 
     PyAV (FFmpeg's GIF encoder) rather than Pillow: Pillow merges identical consecutive frames,
     so a video that rests for a moment would come back with fewer than T frames.
     """
-    px = to_pixels(frames, scale)
+    px = upscale(pixels, scale)
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="gif") as container:
         stream = container.add_stream("gif", rate=fps)
@@ -37,9 +48,9 @@ def encode_gif(frames: np.ndarray, fps: int, scale: int) -> bytes:
     return buf.getvalue()
 
 
-def encode_mp4(frames: np.ndarray, fps: int, scale: int) -> bytes:
-    """Video (T, H, W) in [-1, 1] -> H.264 MP4 (yuv420p, near-lossless, one thread: same bytes every time)."""
-    px = to_pixels(frames, scale)
+def encode_mp4(pixels: np.ndarray, fps: int, scale: int) -> bytes:
+    """Video pixels uint8 (T, H, W) -> H.264 MP4 (yuv420p, near-lossless, one thread: same bytes every time)."""
+    px = upscale(pixels, scale)
     if px.shape[-1] % 2 or px.shape[-2] % 2:  # yuv420p needs even sides
         px = np.pad(px, ((0, 0), (0, px.shape[-2] % 2), (0, px.shape[-1] % 2)))
     buf = io.BytesIO()
@@ -56,16 +67,16 @@ def encode_mp4(frames: np.ndarray, fps: int, scale: int) -> bytes:
     return buf.getvalue()
 
 
-def encode_png(frame: np.ndarray, scale: int) -> bytes:
-    """One frame (H, W) in [-1, 1] -> grayscale PNG."""
+def encode_png(pixels: np.ndarray, scale: int) -> bytes:
+    """One frame's pixels uint8 (H, W) -> grayscale PNG."""
     buf = io.BytesIO()
-    Image.fromarray(to_pixels(frame, scale)).save(buf, format="PNG")
+    Image.fromarray(upscale(pixels, scale)).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def encode_video(frames: np.ndarray, fmt: str, fps: int, scale: int) -> bytes:
+def encode_video(pixels: np.ndarray, fmt: str, fps: int, scale: int) -> bytes:
     if fmt == "gif":
-        return encode_gif(frames, fps, scale)
+        return encode_gif(pixels, fps, scale)
     if fmt == "mp4":
-        return encode_mp4(frames, fps, scale)
+        return encode_mp4(pixels, fps, scale)
     raise ValueError(f"format must be 'gif' or 'mp4', not {fmt!r}")

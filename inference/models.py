@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-log = logging.getLogger("bouncing.models")
+log = logging.getLogger("bentoml.bouncing")
 
 MODELS_ENV = "BOUNCING_MODELS_DIR"  # where the service loads models from (default: models/ beside service.py)
 THREADS_ENV = "BOUNCING_ORT_THREADS"  # ONNX Runtime intra-op threads (default: all cores, up to 4)
