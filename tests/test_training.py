@@ -52,7 +52,7 @@ def test_smoke_run_writes_both_run_folders(tmp_path):
 def test_resume_continues_exactly(tmp_path, stage):
     if stage == "video":
         run(tmp_path / "gf", "--stage", "frames", "--steps", "2")
-        extra = ["--frames-checkpoint", str(tmp_path / "gf" / "frames" / "latest.pt")]
+        extra = ["--frames-checkpoint", str(tmp_path / "gf" / "frames" / "latest.pt"), "--instance-noise", "0.1"]
     else:
         extra = []
     run(tmp_path / "a", "--stage", stage, "--steps", "6", *extra)
@@ -166,6 +166,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--no-minibatch-std", "--log-every", "2", "--eval-every", "2", "--sample-every", "4",
         "--checkpoint-every", "2", "--keep-checkpoints", "2", "--amp", "--g-width", "8", "--video-length", "31",
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
+        "--instance-noise", "0.2",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -181,7 +182,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert (f.d_count, f.d_width, f.minibatch_std, f.g_width, f.amp) == (2, 3, False, 8, True)
     assert f.total_steps == 4  # 2 epochs of 8 sequences in batches of 4
     assert (v["video_length"], v["fc"], v["seq_features"], v["lstm_hidden"], v["lstm_layers"]) == (31, [8, 16], 4, 5, 1)
-    assert v["zf_scale"] == 2.5 and v["data_length"] == 31
+    assert v["zf_scale"] == 2.5 and v["data_length"] == 31 and v["instance_noise"] == 0.2
     assert [json.loads(x)["step"] for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()] == [2, 4]
     assert len(list((tmp_path / "video").glob("samples-*.png"))) == 1
 
@@ -233,3 +234,19 @@ def test_batches_follow_the_data(tmp_path):
     assert not torch.equal(a, stage.real_batch(1))
     values = set(np.unique(a.numpy()).round(4)) - {-1.0}
     assert values and all(-1 <= v <= 1 for v in values)
+
+
+def test_instance_noise_reaches_the_discriminators(tmp_path):
+    from training.loop import instance_noise
+
+    x = torch.zeros(4, 30, 30)
+    a, b = instance_noise(1, 5, 0.5, torch.device("cpu")), instance_noise(1, 5, 0.5, torch.device("cpu"))
+    torch.testing.assert_close(a(x), b(x))  # a function of (seed, step): resumable
+    assert a(x).std().item() == pytest.approx(0.5, rel=0.1)
+    assert instance_noise(1, 5, 0.0, torch.device("cpu"))(x) is x
+    run(tmp_path / "plain", "--stage", "frames", "--steps", "2")
+    run(tmp_path / "noisy", "--stage", "frames", "--steps", "2", "--instance-noise", "0.3")
+    rows = [
+        json.loads((tmp_path / k / "frames" / "stats.jsonl").read_text().splitlines()[0]) for k in ("plain", "noisy")
+    ]
+    assert rows[0]["d_real"] != rows[1]["d_real"]

@@ -48,6 +48,7 @@ class StageConfig:
     checkpoint_every: int = _f(1000, "steps between checkpoints")
     keep_checkpoints: int = _f(3, "checkpoint-<step>.pt files kept (latest.pt is always kept)")
     amp: bool = _f(False, "bfloat16 autocast on CUDA (ignored on CPU)")
+    instance_noise: float = _f(0.0, "std of Gaussian noise added to every discriminator input, real and fake")
 
     @property
     def total_steps(self) -> int:
@@ -73,6 +74,8 @@ class StageConfig:
             raise ValueError(f"g_loss must be one of {G_LOSS_MODES}, not {self.g_loss!r}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
+        if self.instance_noise < 0:
+            raise ValueError(f"instance_noise must be non-negative, got {self.instance_noise}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

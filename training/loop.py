@@ -46,6 +46,14 @@ def step_noise(seed: int, step: int, batch: int, latent: int, device: torch.devi
     return torch.randn(batch, latent, generator=gen).to(device)
 
 
+def instance_noise(seed: int, step: int, std: float, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> x + N(0, std^2) noise, from a generator seeded with (seed, step): resumable like step_noise."""
+    if std == 0:
+        return lambda x: x
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step + 500_000_000)
+    return lambda x: x + std * torch.randn(x.shape, generator=gen).to(device)
+
+
 def autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -61,14 +69,18 @@ def gan_step(
     z: torch.Tensor,
     g_loss_mode: str,
     amp=contextlib.nullcontext,
+    noisy: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
 ) -> dict[str, float]:
-    """One discriminator update (each of the K on its own loss) then one generator update."""
+    """One discriminator update (each of the K on its own loss) then one generator update.
+
+    ``noisy`` is applied to every discriminator input, real and fake (instance noise).
+    """
     with amp():
         fake = generate(z)
     # discriminators: the sum of K independent losses gives each one its own gradient
     opt_d.zero_grad(set_to_none=True)
     with amp():  # real and fake in separate passes: each batch its own minibatch statistic
-        real_logits, fake_logits = disc(real), disc(fake.detach())
+        real_logits, fake_logits = disc(noisy(real)), disc(noisy(fake.detach()))
     d_losses = losses.d_loss(real_logits.float(), fake_logits.float())  # (K,)
     d_losses.sum().backward()
     opt_d.step()
@@ -76,7 +88,7 @@ def gan_step(
     disc.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     with amp():
-        logits = disc(fake)
+        logits = disc(noisy(fake))
     g_losses = losses.g_loss(logits.float())  # (K,)
     losses.combine(g_losses, g_loss_mode).backward()
     opt_g.step()
@@ -157,7 +169,8 @@ def fit(stage: Stage, progress: bool = True) -> Stage:
         while stage.step < total:
             real = stage.real_batch(stage.step)
             z = step_noise(cfg.seed, stage.step, real.shape[0], cfg.latent, stage.device)
-            row = gan_step(stage.generate, stage.disc, stage.opt_g, stage.opt_d, real, z, cfg.g_loss, amp)
+            noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device)
+            row = gan_step(stage.generate, stage.disc, stage.opt_g, stage.opt_d, real, z, cfg.g_loss, amp, noisy)
             stage.step += 1
             if bar is not None:
                 bar.update(1)
