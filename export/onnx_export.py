@@ -30,7 +30,7 @@ from torch import nn
 
 from training import checkpoint
 from training.networks import FrameGenerator, VideoGenerator
-from training.run import load_frame_generator, load_sequence_generator, sha256
+from training.run import load_frame_generator, load_sequence_generator, same_state, sha256
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -106,7 +106,7 @@ def export_variant(
     """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest."""
     gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
     gv, gv_cfg, video = load_sequence_generator(video_ckpt)
-    if not _same_state(gf_own.state_dict(), video["frames_generator"]):
+    if not same_state(gf_own.state_dict(), video["frames_generator"]):
         raise ExportError(
             f"{video_ckpt} was trained over another G_F than {frames_ckpt}; give its own G_F with --frames, "
             "and another one with --swap-frames"
@@ -175,10 +175,6 @@ def update_manifest(out: Path, name: str, entry: dict[str, Any], make_default: b
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, path)
     return manifest
-
-
-def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -72,6 +72,11 @@ def test_resume_refusals(tmp_path, capsys):
         run(tmp_path, "--stage", "frames", "--steps", "2")
     with pytest.raises(SystemExit, match=r"another config \(batch: 8 -> 4\)"):
         run(tmp_path, "--stage", "frames", "--steps", "4", "--resume", "--batch", "4")
+    run(tmp_path / "b", "--stage", "frames", "--steps", "1", "--seed", "4")
+    run(tmp_path, "--stage", "video", "--steps", "1")
+    with pytest.raises(SystemExit, match="over another G_F"):
+        run(tmp_path, "--stage", "video", "--steps", "2", "--resume",
+            "--frames-checkpoint", str(tmp_path / "b" / "frames" / "latest.pt"))  # fmt: skip
     (tmp_path / "frames" / "latest.pt").write_bytes(b"truncated")
     with pytest.raises(SystemExit, match="unreadable"):
         run(tmp_path, "--stage", "frames", "--steps", "4", "--resume")

@@ -89,6 +89,10 @@ def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, VideoConfig,
     return gv.eval(), cfg, ckpt
 
 
+def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -219,6 +223,8 @@ def prepare(stage: Stage, resume: bool) -> None:
         changed = differences(saved, stage.config, ignore=RESUMABLE_CHANGES)
         if changed:
             raise SystemExit(f"--resume: {latest} was trained with another config ({'; '.join(changed)})")
+        if stage.name == VIDEO and not same_state(ckpt["frames_generator"], stage.frozen.state_dict()):
+            raise SystemExit(f"--resume: {latest} was trained over another G_F than the one given")
         stage.restore(ckpt)
         print(f"resumed {stage.name} from {latest} at step {stage.step}")
     elif latest.exists():
@@ -240,7 +246,7 @@ def describe(stage: Stage, data_desc: str) -> str:
         f"  out: {stage.folder}",
     ]
     if stage.name == VIDEO:
-        frozen = sum(p.numel() for p in stage.frozen.parameters())
+        frozen = parameter_count(stage.frozen)
         lines.insert(2, f"  frozen G_F: {frozen:,} parameters from {stage.extra_state['frames_source']['path']}")
     return "\n".join(lines)
 
