@@ -9,7 +9,7 @@ runs the whole pipeline in seconds for tests. Every field can be overridden from
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from training.losses import G_LOSS_MODES
@@ -173,7 +173,3 @@ def differences(a: StageConfig, b: StageConfig, ignore: tuple[str, ...] = ()) ->
     """Fields whose values differ, as 'name: a -> b'."""
     da, db = a.to_dict(), b.to_dict()
     return [f"{k}: {da[k]!r} -> {db[k]!r}" for k in da if k not in ignore and da[k] != db.get(k)]
-
-
-def with_steps(config: StageConfig, steps: int) -> StageConfig:
-    return replace(config, steps=steps)
