@@ -71,9 +71,11 @@ class BouncingBalls:
             out[rows] = to_pixels(self.variants[self.names[i]].generate_videos(zm[rows, :-1]))
         return out
 
-    def _variant(self, model: str | None):
-        name = model or self.default
-        return self.variants.get(name), name
+    def _unknown(self, name: str) -> JSONResponse | None:
+        """The 400 answer for a model name that is not a loaded variant; None when it is one."""
+        if name in self.variants:
+            return None
+        return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
 
     async def _videos(self, seeds: list[int], name: str) -> np.ndarray:
         z = np.stack([latent_from_seed(s, self.latent) for s in seeds])
@@ -87,9 +89,9 @@ class BouncingBalls:
         self, seed: Seed = None, format: Format = "gif", fps: Fps = 10, scale: Scale = 4, model: Model = None
     ):  # a starlette Response (the file); BentoML cannot describe one as a return type
         """One video as a GIF or MP4 file; headers X-Seed, X-Model, X-Consecutive-Frame-MSE."""
-        variant, name = self._variant(model)
-        if variant is None:
-            return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
+        name = model or self.default
+        if (unknown := self._unknown(name)) is not None:
+            return unknown
         seed = secrets.randbelow(2**31) if seed is None else seed
         t0 = time.perf_counter()
         video = (await self._videos([seed], name))[0]
@@ -117,9 +119,9 @@ class BouncingBalls:
         model: Model = None,
     ):  # a JSONResponse
         """``count`` videos with seeds seed, seed+1, ...: JSON with base64 files and their metrics."""
-        variant, name = self._variant(model)
-        if variant is None:
-            return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
+        name = model or self.default
+        if (unknown := self._unknown(name)) is not None:
+            return unknown
         first = secrets.randbelow(2**31) if seed is None else seed
         if first + count - 1 > MAX_SEED:
             return bad_request("seed", f"seed + count - 1 must be at most {MAX_SEED}")
@@ -155,11 +157,12 @@ class BouncingBalls:
         model: Model = None,
     ):  # a starlette Response (the PNG)
         """One frame of G_F as a PNG, from a seed or an explicit latent vector z."""
-        variant, name = self._variant(model)
-        if variant is None:
-            return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
+        name = model or self.default
+        if (unknown := self._unknown(name)) is not None:
+            return unknown
         if seed is not None and z is not None:
             return bad_request("z", "give either seed or z, not both")
+        variant = self.variants[name]
         if z is not None:
             if len(z) != variant.latent:
                 return bad_request("z", f"z must hold {variant.latent} numbers, got {len(z)}")
