@@ -47,10 +47,6 @@ def interpolations(rng: np.random.Generator, count: int, steps: int, latent: int
     return (1 - t) * a + t * b
 
 
-def row(videos: np.ndarray, balls: int) -> dict[str, Any]:
-    return metrics.video_report(videos, balls)
-
-
 def evaluate(
     frames_ckpt: Path, video_ckpt: Path | None, balls: int | None, out: Path, seed: int = 1234
 ) -> dict[str, Any]:
@@ -66,24 +62,24 @@ def evaluate(
         "videos": VIDEOS,
         "seed": seed,
         "frames_checkpoint": gf_source,
-        "rows": {"real": row(real, balls)},
+        "rows": {"real": metrics.video_report(real, balls)},
     }
     random_z = frames_of(gf, prior(rng, VIDEOS, FRAMES, gf_cfg.latent))  # 30 independent z per video
-    table["rows"]["random_z"] = row(random_z, balls)
+    table["rows"]["random_z"] = metrics.video_report(random_z, balls)
     lines = interpolations(rng, VIDEOS, FRAMES, gf_cfg.latent)
-    table["rows"]["interpolation"] = row(frames_of(gf, lines), balls)
+    table["rows"]["interpolation"] = metrics.video_report(frames_of(gf, lines), balls)
 
     # G_F alone: balls per frame and diversity of 1,000 samples, beside real frames
     samples = frames_of(gf, prior(rng, 1000, gf_cfg.latent))
     real_frames = bb.sample_frames(bb.generate(1000, balls, seed=seed + 1), rng, 1000)
-    table["frame_samples"] = {
-        name: {
-            "balls_per_frame": metrics.count_histogram(metrics.count_balls(f)),
-            "right_count_fraction": float((metrics.count_balls(f) == balls).mean()),
+    table["frame_samples"] = {}
+    for name, f in (("real", real_frames), ("generated", samples)):
+        counts = metrics.count_balls(f)
+        table["frame_samples"][name] = {
+            "balls_per_frame": metrics.count_histogram(counts),
+            "right_count_fraction": float((counts == balls).mean()),
             "pair_distance": metrics.mean_pair_distance(f, np.random.default_rng(seed), pairs=5000),
         }
-        for name, f in (("real", real_frames), ("generated", samples))
-    }
 
     generated = None
     if video_ckpt is not None:
@@ -91,7 +87,7 @@ def evaluate(
         with torch.no_grad():
             zf = gv(torch.from_numpy(prior(rng, VIDEOS, gv_cfg.latent))).numpy()  # (30, T, latent)
         generated = frames_of(gf, zf)
-        table["rows"]["generated"] = row(generated, balls)
+        table["rows"]["generated"] = metrics.video_report(generated, balls)
         table["video_checkpoint"] = {"path": str(video_ckpt), "sha256": sha256(video_ckpt), "balls": gv_cfg.balls}
         isomap_figure(gv, gv_cfg.latent, lines[:2], rng, out / "fig5-isomap.png")
 

@@ -1,4 +1,5 @@
-"""Sample images: frame grids (stage 1) and Fig. 3-style strips (stage 2). numpy + Pillow only."""
+"""Sample images: frame grids (stage 1) and Fig. 3-style strips (stage 2). numpy + Pillow, with the pixel
+conversion the service uses."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
-def to_pixels(frames: np.ndarray) -> np.ndarray:
-    """Frames in [-1, 1] -> uint8 in [0, 255]."""
-    return np.clip(np.rint((np.asarray(frames, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+from inference.media import to_pixels, upscale
 
 
 def tile(frames: np.ndarray, cols: int, gap: int = 1, scale: int = 2) -> np.ndarray:
@@ -22,7 +20,7 @@ def tile(frames: np.ndarray, cols: int, gap: int = 1, scale: int = 2) -> np.ndar
     for i, f in enumerate(frames):
         r, c = divmod(i, cols)
         canvas[gap + r * (h + gap) : gap + r * (h + gap) + h, gap + c * (w + gap) : gap + c * (w + gap) + w] = f
-    return np.kron(canvas, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else canvas
+    return upscale(canvas, scale)
 
 
 def save_grid(frames: np.ndarray, path: Path, cols: int = 8) -> None:
