@@ -5,7 +5,13 @@ POST /generate_video   {"seed", "format": gif|mp4, "fps", "scale", "model"} -> t
 POST /generate_videos  {"count", "seed", "format", "fps", "scale", "model"} -> JSON, base64 videos
 POST /generate_frame   {"seed" | "z", "scale", "model"} -> PNG
 POST /models           -> the variants and their manifest entries
+GET  /gallery/         -> a page of generated (and real) videos, with each model's Table 1
 Models load from models/ (or $BOUNCING_MODELS_DIR). Never imports torch.
+
+Limits for a public deployment (environment variables read at start; README "Limits"):
+BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_TIMEOUT_S (60, then 504), BOUNCING_MAX_CONCURRENCY
+(32 requests in flight, then 429), and per request count x scale^2 <= 1024 pixels budget (so one
+request cannot ask for a gigabyte of GIF).
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from typing import Annotated, Literal
 import anyio
 import bentoml
 import numpy as np
-from bentoml.validators import DType
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
+from inference.batching import MicroBatcher, Overloaded
+from inference.gallery import make_gallery
+from inference.http import RequestGuard
 from inference.media import MEDIA_TYPES, encode_png, encode_video, to_pixels, to_signed
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
 from training.metrics import consecutive_frame_mse, count_balls
@@ -33,6 +41,16 @@ from training.metrics import consecutive_frame_mse, count_balls
 log = logging.getLogger("bentoml.bouncing")  # under "bentoml": shown in the server log
 MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")
 MAX_SEED = 2**63 - 1
+MAX_BODY_BYTES = int(os.environ.get("BOUNCING_MAX_BODY_BYTES", 64 * 1024))
+TIMEOUT_S = float(os.environ.get("BOUNCING_TIMEOUT_S", 60))
+MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 32))
+# one request's output: count x scale^2 <= this (64 videos at scale 4, or 4 at scale 16: ~30 MB of GIF)
+PIXEL_BUDGET = 1024
+MAX_QUEUED_VIDEOS = int(os.environ.get("BOUNCING_MAX_QUEUED_VIDEOS", 256))  # then 503
+BATCH_ROWS = bentoml.metrics.Histogram(
+    name="bouncing_batch_videos", documentation="videos per ONNX run (adaptive batching)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)  # fmt: skip
 
 try:  # load at import: a bad models folder stops `bentoml serve` with one clear line, before any worker
     LOADED = load_variants(MODELS_DIR)
@@ -50,26 +68,26 @@ def bad_request(field: str, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=400)
 
 
-@bentoml.service(traffic={"timeout": 60, "max_concurrency": 64}, workers=1)
+def overloaded(exc: Overloaded) -> JSONResponse:
+    return JSONResponse({"error": f"overloaded, retry shortly: {exc}"}, status_code=503, headers={"Retry-After": "1"})
+
+
+@bentoml.asgi_app(make_gallery(), path="/gallery")
+@bentoml.service(traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY}, workers=1)
 class BouncingBalls:
     def __init__(self) -> None:
         self.variants, self.default = LOADED
         self.names = list(self.variants)  # a variant's index travels with its rows in a batch
         self.latent = self.variants[self.default].latent
         self.length = self.variants[self.default].length
+        # concurrent requests' videos run as one ONNX call per variant (inference/batching.py)
+        self.batcher = MicroBatcher(self._generate, max_rows=64, max_queued_rows=MAX_QUEUED_VIDEOS,
+                                    on_batch=BATCH_ROWS.observe)  # fmt: skip
         log.info("ONNX Runtime providers: %s; default model %s", providers(), self.default)
 
-    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=64, max_latency_ms=1000)
-    def batch_videos(self, zm: np.ndarray) -> Annotated[np.ndarray, DType("uint8")]:
-        """Internal (use /generate_video): rows [z_v, variant index] (B, latent + 1) -> video pixels
-        uint8 (B, T, 30, 30). BentoML's adaptive batching gathers the rows of concurrent requests
-        into one call; pixels rather than floats keep the hand-over between its workers small."""
-        out = np.empty((len(zm), self.length, 30, 30), dtype=np.uint8)
-        index = zm[:, -1].astype(int)
-        for i in np.unique(index):  # one ONNX run per variant present in the batch
-            rows = index == i
-            out[rows] = to_pixels(self.variants[self.names[i]].generate_videos(zm[rows, :-1]))
-        return out
+    def _generate(self, name: str, z: np.ndarray) -> np.ndarray:
+        """z_v rows (B, latent) of one variant -> video pixels uint8 (B, T, 30, 30); run by the batcher."""
+        return to_pixels(self.variants[name].generate_videos(z))
 
     def _unknown(self, name: str) -> JSONResponse | None:
         """The 400 answer for a model name that is not a loaded variant; None when it is one."""
@@ -79,10 +97,7 @@ class BouncingBalls:
 
     async def _videos(self, seeds: list[int], name: str) -> np.ndarray:
         z = np.stack([latent_from_seed(s, self.latent) for s in seeds])
-        zm = np.concatenate([z, np.full((len(seeds), 1), self.names.index(name), dtype=np.float32)], axis=1)
-        if hasattr(self, "to_async"):  # served: through the batching dispatcher
-            return await self.to_async.batch_videos(zm)
-        return await anyio.to_thread.run_sync(self.batch_videos, zm)
+        return await self.batcher(name, z)
 
     @bentoml.api
     async def generate_video(
@@ -94,7 +109,10 @@ class BouncingBalls:
             return unknown
         seed = secrets.randbelow(2**31) if seed is None else seed
         t0 = time.perf_counter()
-        video = (await self._videos([seed], name))[0]
+        try:
+            video = (await self._videos([seed], name))[0]
+        except Overloaded as exc:
+            return overloaded(exc)
         t1 = time.perf_counter()
         body = await anyio.to_thread.run_sync(encode_video, video, format, fps, scale)
         t2 = time.perf_counter()
@@ -125,8 +143,15 @@ class BouncingBalls:
         first = secrets.randbelow(2**31) if seed is None else seed
         if first + count - 1 > MAX_SEED:
             return bad_request("seed", f"seed + count - 1 must be at most {MAX_SEED}")
+        if count * scale**2 > PIXEL_BUDGET:
+            return bad_request(
+                "count", f"count x scale^2 must be at most {PIXEL_BUDGET} (got {count} x {scale}^2); lower either"
+            )
         seeds = list(range(first, first + count))
-        videos = await self._videos(seeds, name)
+        try:
+            videos = await self._videos(seeds, name)
+        except Overloaded as exc:
+            return overloaded(exc)
         return await anyio.to_thread.run_sync(self._videos_json, name, format, fps, scale, seeds, videos)
 
     @staticmethod
@@ -179,3 +204,11 @@ class BouncingBalls:
     def models(self) -> dict:
         """The model variants and their manifest entries (provenance, Table 1)."""
         return {"default": self.default, "variants": {n: v.entry for n, v in self.variants.items()}}
+
+
+# every API request is checked (size, media type, fields) before BentoML parses it; see inference/http.py
+BouncingBalls.add_asgi_middleware(
+    RequestGuard,
+    models={f"/{name}": api.input_spec for name, api in BouncingBalls.apis.items()},
+    max_body_bytes=MAX_BODY_BYTES,
+)

@@ -16,14 +16,19 @@ from PIL import Image
 
 
 @contextmanager
-def bentoml_serve(bentoml: str, cwd: Path, port: int, env: dict[str, str], timeout: float = 120.0):
-    """Yield the base URL once /readyz answers 200; the server's output goes to cwd-independent log."""
+def bentoml_serve(
+    bentoml: str, cwd: Path, port: int, env: dict[str, str], timeout: float = 120.0, pids: list[int] | None = None
+):
+    """Yield the base URL once /readyz answers 200 (the server's pid is appended to ``pids``); the
+    server's output goes to $TMPDIR/bentoml-serve-<port>.log."""
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bentoml-serve-{port}.log"), "w+b")
     proc = subprocess.Popen(
         [bentoml, "serve", "service:BouncingBalls", "--host", "127.0.0.1", "--port", str(port)],
         cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -98,8 +98,8 @@ def test_concurrent_requests_share_onnx_runs(server):
         text = httpx.get(f"{server}/metrics").text
         values = {}
         for line in text.splitlines():
-            if line.startswith("bentoml_service_adaptive_batch_size_") and 'method_name="batch_videos"' in line:
-                values[line.split("{")[0].rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
+            if line.startswith(("bouncing_batch_videos_sum", "bouncing_batch_videos_count")):
+                values[line.split("{")[0].split(" ")[0].rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
         return values.get("sum", 0.0), values.get("count", 0.0)
 
     before = metrics()

@@ -1,0 +1,66 @@
+"""The gallery page, mounted by the service at /gallery: a plain HTML/JS page (no CDN) that shows
+generated videos with their seed and consecutive-frame MSE (from POST /generate_videos), real
+videos of the simulator beside them, and each model's Table 1 (from POST /models).
+
+GET /gallery/                      the page
+GET /gallery/real?balls&seed&count&scale
+                                   real-data videos (the training simulator) as base64 GIFs + MSE
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from inference.media import encode_video
+from training import data
+from training.metrics import consecutive_frame_mse
+
+PAGE = Path(__file__).with_name("gallery.html")
+LIMITS = {"balls": (1, 5), "seed": (0, 2**31 - 1), "count": (1, 16), "scale": (1, 8)}
+DEFAULTS = {"balls": 3, "seed": 0, "count": 4, "scale": 3}
+
+
+def _int_params(request: Request) -> dict[str, int] | JSONResponse:
+    values = {}
+    for name, (low, high) in LIMITS.items():
+        raw = request.query_params.get(name)
+        try:
+            value = DEFAULTS[name] if raw is None else int(raw)
+        except ValueError:
+            return JSONResponse({"error": f"{name} must be an integer, got {raw!r}", "field": name}, status_code=400)
+        if not low <= value <= high:
+            return JSONResponse({"error": f"{name} must be in {low}..{high}, got {value}", "field": name}, 400)
+        values[name] = value
+    return values
+
+
+async def page(request: Request) -> HTMLResponse:
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+
+async def real(request: Request) -> JSONResponse:
+    params = _int_params(request)
+    if isinstance(params, JSONResponse):
+        return params
+    # one sequence per seed (seed s = the first 30 frames of sequence 0 of data set s)
+    videos = [data.generate(1, params["balls"], length=30, res=30, seed=s + params["seed"])[0]
+              for s in range(params["count"])]  # fmt: skip
+    items = [
+        {
+            "seed": params["seed"] + i,
+            "mse": float(consecutive_frame_mse(data.to_signed(v))),
+            "data": base64.b64encode(encode_video(v, "gif", 10, params["scale"])).decode("ascii"),
+        }
+        for i, v in enumerate(videos)
+    ]
+    return JSONResponse({"balls": params["balls"], "media_type": "image/gif", "videos": items})
+
+
+def make_gallery() -> Starlette:
+    return Starlette(routes=[Route("/", page), Route("/real", real)])

@@ -1,0 +1,174 @@
+"""The real `bentoml serve` under hostile input, limits and overload.
+
+Case counts and durations are small enough for CI; `make fuzz` and `make overload` run the full
+sizes (FUZZ_CASES, OVERLOAD_SECONDS) and print the figures."""
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import ROOT, env_with, free_port
+from tests.fuzzing import FuzzReport, fuzz_by_hand, fuzz_schema
+from tests.serving import bentoml_serve
+
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+FIELDS = {
+    "/generate_video": ["seed", "format", "fps", "scale", "model"],
+    "/generate_videos": ["count", "seed", "format", "fps", "scale", "model"],
+    "/generate_frame": ["seed", "z", "scale", "model"],
+    "/models": ["unknown"],
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    env = env_with(BOUNCING_MODELS_DIR=str(ROOT / "models"))
+    with bentoml_serve(BENTOML, ROOT, free_port(), env) as url:
+        yield url
+
+
+def post(url: str, route: str, body: dict | bytes, **kwargs) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"content-type": "application/json", **kwargs.pop("headers", {})}
+    return httpx.post(f"{url}{route}", content=content, headers=headers, timeout=60, **kwargs)
+
+
+def test_fuzz_from_the_openapi_document(server):
+    report = FuzzReport()
+    fuzz_schema(server, report, cases_per_mode=int(os.environ.get("FUZZ_CASES", 25)))
+    fuzz_by_hand(server, report, FIELDS)
+    print("\nfuzz:", json.dumps(report.summary()))
+    assert not report.problems, "\n".join(report.problems[:20])
+    assert report.generated >= 4 * 25 and report.requests >= 500
+    assert httpx.get(f"{server}/readyz").status_code == 200
+    assert post(server, "/generate_video", {"seed": 1}).status_code == 200  # and still serves
+
+
+def test_errors_name_the_field(server):
+    cases = [
+        ("/generate_video", {"sead": 1}, 400, "sead"),
+        ("/generate_video", b'{"seed": NaN}', 400, "seed"),
+        ("/generate_video", {"fps": 10**30}, 400, "fps"),
+        ("/generate_videos", {"count": 64, "scale": 8}, 400, "count x scale^2"),
+        ("/generate_frame", {"z": ["x"] * 100}, 400, "z"),
+        ("/generate_video", b"[1, 2]", 400, "body"),
+    ]
+    for route, body, status, named in cases:
+        r = post(server, route, body)
+        assert r.status_code == status and named in r.json()["error"], (route, body, r.text)
+    r = post(server, "/generate_video", b'{"seed": 1}', headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    r = httpx.get(f"{server}/generate_video")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
+def test_body_size_limit(server):
+    big = b'{"seed": 1, "pad": "' + b"x" * 70_000 + b'"}'
+    r = post(server, "/generate_video", big)
+    assert r.status_code == 413 and "65536" in r.json()["error"]
+
+    def chunks():  # no Content-Length: the limit applies while the body streams in
+        yield b'{"seed": 1, "pad": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    r = httpx.post(f"{server}/generate_video", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert post(server, "/generate_video", {"seed": 1}).status_code == 200
+
+
+async def _hammer(url: str, clients: int, seconds: float, body: dict) -> dict:
+    """`clients` loops posting `body` for `seconds`; statuses, latencies of the 200s, errors."""
+    statuses, latencies, errors = {}, [], []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def loop():
+            while time.monotonic() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post("/generate_video", json=body)
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                    continue
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t0)
+                elif r.status_code in (429, 503):
+                    assert r.json()["error"]
+                    await asyncio.sleep(0.05)  # a polite client backs off a little
+
+        await asyncio.gather(*(loop() for _ in range(clients)))
+    return {"statuses": statuses, "latencies": sorted(latencies), "errors": errors}
+
+
+def _tree_rss(pid: int) -> int:
+    proc = psutil.Process(pid)
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def test_overload_sheds_load_and_recovers():
+    """4x more clients than the concurrency limit: 429/503 sheds the excess, memory stays bounded,
+    and the service answers normally right afterwards."""
+    limit, seconds = 8, float(os.environ.get("OVERLOAD_SECONDS", 8))
+    env = env_with(BOUNCING_MODELS_DIR=str(ROOT / "models"), BOUNCING_MAX_CONCURRENCY=str(limit))
+    pids = []
+    with bentoml_serve(BENTOML, ROOT, free_port(), env, pids=pids) as url:
+        rss_before = _tree_rss(pids[0])  # `bentoml serve` and its worker processes
+        peak = [rss_before]
+
+        async def watch():
+            while True:
+                peak[0] = max(peak[0], _tree_rss(pids[0]))
+                await asyncio.sleep(0.2)
+
+        async def run():
+            watcher = asyncio.create_task(watch())
+            try:
+                return await _hammer(url, 4 * limit, seconds, {"scale": 4})
+            finally:
+                watcher.cancel()
+
+        result = asyncio.run(run())
+        after = [post(url, "/generate_video", {"seed": s}) for s in range(10)]
+    served = result["statuses"].get(200, 0)
+    shed = sum(n for s, n in result["statuses"].items() if s in (429, 503))
+    lat = result["latencies"]
+    figures = {
+        "clients": 4 * limit, "max_concurrency": limit, "seconds": seconds, "statuses": result["statuses"],
+        "served_per_s": round(served / seconds, 1), "shed_fraction": round(shed / max(1, served + shed), 3),
+        "p50_ms": round(1e3 * lat[len(lat) // 2], 1) if lat else None,
+        "p99_ms": round(1e3 * lat[int(len(lat) * 0.99)], 1) if lat else None,
+        "rss_before_mb": round(rss_before / 2**20), "rss_peak_mb": round(peak[0] / 2**20),
+        "after": [r.status_code for r in after],
+    }  # fmt: skip
+    print("\noverload:", json.dumps(figures))
+    assert not result["errors"], result["errors"][:5]
+    assert set(result["statuses"]) <= {200, 429, 503}, result["statuses"]
+    assert served > 0 and shed > 0
+    assert peak[0] < rss_before + 1024 * 2**20  # bounded: the queue cannot grow past the limits
+    assert all(r.status_code == 200 for r in after)
+
+
+def test_per_request_timeout():
+    env = env_with(BOUNCING_MODELS_DIR=str(ROOT / "models"), BOUNCING_TIMEOUT_S="0.3")
+    with bentoml_serve(BENTOML, ROOT, free_port(), env) as url:
+        slow = post(url, "/generate_videos", {"count": 16, "scale": 8, "format": "mp4"})
+        assert slow.status_code == 504 and "0.3 seconds" in slow.json()["error"]
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        assert post(url, "/generate_video", {"seed": 1, "scale": 1}).status_code == 200
