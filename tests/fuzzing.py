@@ -61,21 +61,24 @@ def fuzz_schema(url: str, report: FuzzReport, cases_per_mode: int) -> None:
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             label = f"{operation.method.upper()} {operation.path} [{mode.value}]"
-
-            @settings(max_examples=cases_per_mode, deadline=None, database=None, derandomize=True,
-                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
-            @given(operation.as_strategy(generation_mode=mode))
-            def run(case):
-                response = case.call(base_url=url, timeout=120)
-                report.generated += 1
-                media = response.headers.get("content-type", "")  # schemathesis gives header lists
-                media = ",".join(media) if isinstance(media, list) else media
-                report.check(f"{label} {case.body!r:.120}", response.status_code, media, response.content)
-
             try:
-                run()
+                _cases(url, report, operation, mode, label, cases_per_mode)
             except Unsatisfiable:  # nothing invalid to send (an operation without parameters)
                 report.unsatisfiable.append(label)
+
+
+def _cases(url, report, operation, mode, label, count) -> None:
+    @settings(max_examples=count, deadline=None, database=None, derandomize=True,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(operation.as_strategy(generation_mode=mode))
+    def run(case):
+        response = case.call(base_url=url, timeout=120)
+        report.generated += 1
+        media = response.headers.get("content-type", "")  # schemathesis gives header lists
+        media = ",".join(media) if isinstance(media, list) else media
+        report.check(f"{label} {case.body!r:.120}", response.status_code, media, response.content)
+
+    run()
 
 
 def fuzz_by_hand(url: str, report: FuzzReport, fields: dict[str, list[str]]) -> None:

@@ -172,3 +172,13 @@ def test_per_request_timeout():
         assert slow.status_code == 504 and "0.3 seconds" in slow.json()["error"]
         assert httpx.get(f"{url}/readyz").status_code == 200
         assert post(url, "/generate_video", {"seed": 1, "scale": 1}).status_code == 200
+
+
+def test_bentoml_serve_refuses_a_truncated_model(tmp_path):
+    for f in (ROOT / "models").iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    video = tmp_path / "3balls-video.onnx"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.raises(RuntimeError, match=r"cannot start: .*3balls-video\.onnx: not a loadable ONNX model"):
+        with bentoml_serve(BENTOML, ROOT, free_port(), env_with(BOUNCING_MODELS_DIR=str(tmp_path))):
+            pass

@@ -151,3 +151,34 @@ def test_service_never_imports_torch(smoke_models):
     code = "import sys, service; bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; " \
            "assert not bad, bad"  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True, env={MODELS_ENV: str(smoke_models), "PATH": ""})
+
+
+def _broken(kind: str, folder, smoke_models) -> str:
+    """Copy the smoke models into folder and break them one way; the file the error must name."""
+    for f in smoke_models.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    video = folder / "3balls-video.onnx"
+    if kind == "missing":
+        video.unlink()
+    elif kind == "truncated":
+        video.write_bytes(video.read_bytes()[:5000])
+    elif kind == "wrong-shape":
+        video.write_bytes((folder / "3balls-frames.onnx").read_bytes())
+    elif kind == "manifest-names-another-file":
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["variants"]["3balls"]["files"]["video"]["file"] = "renamed.onnx"
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return "renamed.onnx: model file missing"
+    return {"missing": "3balls-video.onnx: model file missing", "truncated": "3balls-video.onnx: not a loadable",
+            "wrong-shape": "3balls-video.onnx: wrong shape"}[kind]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "wrong-shape", "manifest-names-another-file"])
+def test_service_start_fails_with_one_line_per_model_fault(tmp_path, smoke_models, kind):
+    expected = _broken(kind, tmp_path, smoke_models)
+    env = {"PATH": "", MODELS_ENV: str(tmp_path), "PYTHONPATH": "."}
+    done = subprocess.run([sys.executable, "-c", "import service"], capture_output=True, text=True, env=env)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"cannot start: {tmp_path}/") and expected in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr  # one clear line, not a stack

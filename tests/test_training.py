@@ -255,3 +255,59 @@ def test_instance_noise_reaches_the_discriminators(tmp_path):
         json.loads((tmp_path / k / "frames" / "stats.jsonl").read_text().splitlines()[0]) for k in ("plain", "noisy")
     ]
     assert rows[0]["d_real"] != rows[1]["d_real"]
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+import torch
+real_save, marker = torch.save, Path(sys.argv[1])
+
+def save(obj, f, *args, **kwargs):  # the step-4 checkpoint stops half-written, and waits to be killed
+    if isinstance(obj, dict) and obj.get("step") == 4:
+        f.write(b"half a checkpoint")
+        f.flush()
+        marker.write_text(f.name)
+        time.sleep(600)
+    return real_save(obj, f, *args, **kwargs)
+
+torch.save = save
+from training.run import main
+main(sys.argv[2:])
+"""
+
+
+def test_kill_9_mid_checkpoint_write_then_resume(tmp_path):
+    """A real SIGKILL while checkpoint 4 is being written: checkpoint 2 stays loadable, --resume
+    continues from it, and the result equals an uninterrupted run bit for bit."""
+    import os
+    import signal
+    import time
+
+    args = [*SMOKE, "--stage", "frames", "--data", "stream", "--steps", "6"]
+    marker = tmp_path / "writing"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(marker), *args, "--out", str(tmp_path / "k")],
+                            env={**os.environ, "PYTHONPATH": "."})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the writer never reached checkpoint 4"
+        time.sleep(0.05)
+    folder = tmp_path / "k" / "frames"
+    assert Path(marker.read_text()).exists()  # killed while its temporary file is half-written
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert checkpoint.load(folder / "latest.pt")["step"] == 2
+    assert not (folder / "checkpoint-0000004.pt").exists()
+
+    main([*args, "--out", str(tmp_path / "k"), "--resume"])
+    assert checkpoint.load(folder / "latest.pt")["step"] == 6
+    assert not list(folder.glob(".*.tmp-*"))  # the killed writer's temporary is cleaned up
+    main([*args, "--out", str(tmp_path / "straight")])
+    assert_same_state(load_state(folder / "latest.pt"), load_state(tmp_path / "straight" / "frames" / "latest.pt"))
+
+
+def test_checkpoint_of_another_preset_is_refused(tmp_path):
+    run(tmp_path, "--stage", "frames", "--steps", "2", "--data", "stream")
+    with pytest.raises(SystemExit, match=r"another config \(preset: 'smoke' -> 'cpu'"):
+        main(["--preset", "cpu", "--no-progress", "--out", str(tmp_path), "--stage", "frames", "--resume",
+              "--steps", "4", "--data", "stream"])  # fmt: skip

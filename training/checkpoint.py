@@ -36,9 +36,18 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the half-written temporaries of a writer that was killed (not this process's)."""
+    stale = [p for p in folder.glob(".*.tmp-*") if not p.name.endswith(f".tmp-{os.getpid()}")]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def save(folder: Path, state: dict[str, Any], step: int, keep: int) -> Path:
     """Write checkpoint-<step>.pt and point latest.pt at it; keep the newest ``keep`` numbered files."""
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
     path = folder / f"checkpoint-{step:07d}.pt"
     _atomic_torch_save({"format_version": FORMAT_VERSION, "step": step, **state}, path)
     tmp = folder / f".latest.pt.tmp-{os.getpid()}"
