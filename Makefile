@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch for machines without a GPU; GPU users: make test TORCH=torch (or any CUDA build).
 TORCH ?= torch==2.13.0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve serve-gpu bento test lint bench-data bench-train venv venv-train venv-gpu clean
+.PHONY: serve serve-gpu bento test lint bench bench-data bench-train fuzz overload browser venv venv-train venv-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +42,26 @@ test: venv-train
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# full-size reliability runs (CI runs smaller ones), both print their figures: up to 150 schemathesis
+# cases per operation and mode (valid and invalid) plus the hand-made ones; 30 s of 4x overload
+fuzz: venv-train
+	FUZZ_CASES=150 $(BIN)/python -m pytest tests/test_reliability.py -k fuzz -s -q
+
+overload: venv-train
+	OVERLOAD_SECONDS=30 $(BIN)/python -m pytest tests/test_reliability.py -k overload -s -q
+
+# Debian's Chromium and ChromeDriver for the gallery test (root or sudo; `make test` skips that test without them)
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
 lint: venv-train
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# every benchmark, one after another (~10 min on 2 cores): benchmarks/results.json and results.md
+bench: venv-train
+	$(BIN)/python benchmarks/run_all.py
 
 bench-data: venv-train
 	$(BIN)/python benchmarks/data_throughput.py

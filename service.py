@@ -10,7 +10,7 @@ Models load from models/ (or $BOUNCING_MODELS_DIR). Never imports torch.
 
 Limits for a public deployment (environment variables read at start; README "Limits"):
 BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_TIMEOUT_S (60, then 504), BOUNCING_MAX_CONCURRENCY
-(32 requests in flight, then 429), and per request count x scale^2 <= 1024 pixels budget (so one
+(64 requests in flight, then 429), and per request count x scale^2 <= 1024 pixels budget (so one
 request cannot ask for a gigabyte of GIF).
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
-from inference.batching import MicroBatcher, Overloaded
+from inference.batching import BATCH_VIDEOS, MicroBatcher, Overloaded
 from inference.gallery import make_gallery
 from inference.http import RequestGuard
 from inference.media import MEDIA_TYPES, encode_png, encode_video, to_pixels, to_signed
@@ -43,14 +43,10 @@ MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent 
 MAX_SEED = 2**63 - 1
 MAX_BODY_BYTES = int(os.environ.get("BOUNCING_MAX_BODY_BYTES", 64 * 1024))
 TIMEOUT_S = float(os.environ.get("BOUNCING_TIMEOUT_S", 60))
-MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 32))
+MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 64))
 # one request's output: count x scale^2 <= this (64 videos at scale 4, or 4 at scale 16: ~30 MB of GIF)
 PIXEL_BUDGET = 1024
 MAX_QUEUED_VIDEOS = int(os.environ.get("BOUNCING_MAX_QUEUED_VIDEOS", 256))  # then 503
-BATCH_ROWS = bentoml.metrics.Histogram(
-    name="bouncing_batch_videos", documentation="videos per ONNX run (adaptive batching)",
-    buckets=(1, 2, 4, 8, 16, 32, 64),
-)  # fmt: skip
 
 try:  # load at import: a bad models folder stops `bentoml serve` with one clear line, before any worker
     LOADED = load_variants(MODELS_DIR)
@@ -82,7 +78,7 @@ class BouncingBalls:
         self.length = self.variants[self.default].length
         # concurrent requests' videos run as one ONNX call per variant (inference/batching.py)
         self.batcher = MicroBatcher(self._generate, max_rows=64, max_queued_rows=MAX_QUEUED_VIDEOS,
-                                    on_batch=BATCH_ROWS.observe)  # fmt: skip
+                                    on_batch=BATCH_VIDEOS.observe)  # fmt: skip
         log.info("ONNX Runtime providers: %s; default model %s", providers(), self.default)
 
     def _generate(self, name: str, z: np.ndarray) -> np.ndarray:

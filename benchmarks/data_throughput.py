@@ -14,6 +14,7 @@ import platform
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3, help=f"blocks of {data.BLOCK} sequences per vectorised run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each; the median is reported")
     parser.add_argument("--write-sequences", type=int, default=5000, help="slice written to disk for the projection")
+    parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
 
     n_vec = args.blocks * data.BLOCK
@@ -70,6 +72,8 @@ def main() -> None:
         f"{result['projected_minutes_for_100k']} min"
     )
     print(json.dumps(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

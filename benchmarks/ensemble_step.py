@@ -13,6 +13,7 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--variants", default="batched,loop", help="comma-separated: batched (the ensemble as "
                         "trained), loop, contiguous (batched without channels-last), compiled (batched under "
                         "torch.compile)")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     cfg = make_config("frames", "cpu")
     gen = torch.Generator().manual_seed(0)
@@ -91,12 +93,16 @@ def main() -> None:
         print(f"{variant:24s} {results[variant] * 1000:8.1f} ms/step  (runs: {listed})")
     if "loop" in results and "batched" in results:
         print(f"speed-up of the batched ensemble over the loop: {results['loop'] / results['batched']:.2f}x (goal 3x)")
-    print(json.dumps({
+    summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "K": cfg.d_count, "d_width": cfg.d_width, "g_width": cfg.g_width, "batch": cfg.batch,
+        "repeats": args.repeats, "steps": args.steps,
         "ms_per_step": {k: round(v * 1000, 1) for k, v in results.items()},
-    }))  # fmt: skip
+    }  # fmt: skip
+    print(json.dumps(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 
 import anyio
 import numpy as np
+from prometheus_client import Histogram
+
+# on the service's /metrics; defined here, imported once, so reloading service.py cannot register it twice
+BATCH_VIDEOS = Histogram("bouncing_batch_videos", "videos per ONNX run (adaptive batching)",
+                         buckets=(1, 2, 4, 8, 16, 32, 64))  # fmt: skip
 
 
 class Overloaded(RuntimeError):

@@ -1,0 +1,214 @@
+"""The shipped video generator (z_v -> 30 frames): ONNX Runtime vs the same weights in PyTorch eager,
+against this CPU's FLOP floor; and what ONNX Runtime's options give.
+
+FLOPs are counted from the ONNX graph (shapes by onnx.shape_inference at batch 1): 2 x the
+multiply-adds of MatMul/Gemm, ConvTranspose/Conv and LSTM; elementwise ops are not counted. The
+attainable rate is the best of a large float32 matmul in numpy and in torch on the same threads.
+Run: python benchmarks/generator.py [--repeats 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inference.models import load_variants  # noqa: E402
+
+BATCHES = (1, 8, 32)
+
+
+def rate(fn, batch: int, repeats: int, min_time: float = 0.5) -> float:
+    """Median over ``repeats`` of videos/s, each repeat running ``fn`` for at least ``min_time`` s."""
+    fn()  # warm up
+    rates = []
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < min_time or n < 2:
+            fn()
+            n += 1
+        rates.append(n * batch / elapsed)
+    return statistics.median(rates)
+
+
+def graph_flops(path: Path, latent: int) -> dict[str, float]:
+    """FLOPs of one video (batch 1) by op type. Shapes come from running the graph once in ONNX
+    Runtime with every intermediate tensor as an output (static inference cannot see through the
+    Reshape between G_V and G_F)."""
+    model = onnx.load(str(path))
+    known = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        for name in node.output:
+            if name and name not in known:
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+                known.add(name)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    z = np.zeros((1, latent), dtype=np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    shapes = {n: list(v.shape) for n, v in zip(names, sess.run(names, {sess.get_inputs()[0].name: z}), strict=True)}
+    shapes[model.graph.input[0].name] = [1, latent]
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    flops: dict[str, float] = {}
+    for node in model.graph.node:
+        op, f = node.op_type, 0.0
+        if op in ("MatMul", "Gemm"):
+            a, b = shapes[node.input[0]], shapes[node.input[1]]
+            f = 2.0 * np.prod(a) * b[-1]  # (..., K) x (K, N): 2 x rows x K x N
+        elif op in ("ConvTranspose", "Conv"):
+            w = shapes[node.input[1]]  # ConvTranspose: (Cin, Cout/g, k, k); Conv: (Cout, Cin/g, k, k)
+            x, y = shapes[node.input[0]], shapes[node.output[0]]
+            f = 2.0 * np.prod(x) * np.prod(w[1:]) if op == "ConvTranspose" else 2.0 * np.prod(y) * np.prod(w[1:])
+        elif op == "LSTM":
+            x, w, r = shapes[node.input[0]], shapes[node.input[1]], shapes[node.input[2]]
+            steps, batch = x[0], x[1]
+            f = 2.0 * steps * batch * w[0] * (np.prod(w[1:]) + np.prod(r[1:]))  # directions x 4H x (I + H)
+        if f:
+            flops[op] = flops.get(op, 0.0) + float(f)
+    return flops
+
+
+def attainable_flops(threads: int, repeats: int) -> dict[str, float]:
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    out = {"numpy": 2.0 * n**3 * rate(lambda: a @ a, 1, repeats, 1.0)}
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        t = torch.from_numpy(a)
+        out["torch"] = 2.0 * n**3 * rate(lambda: torch.mm(t, t), 1, repeats, 1.0)
+    except ImportError:
+        pass
+    return out
+
+
+def session(path: Path, level: ort.GraphOptimizationLevel, threads: int, save_to: Path | None = None):
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = level
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if save_to is not None:
+        opts.optimized_model_filepath = str(save_to)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def torch_generator(entry: dict):
+    """The same weights in PyTorch, from the checkpoints the manifest names (None if absent)."""
+    try:
+        import torch
+
+        from training.networks import VideoGenerator
+        from training.run import load_frame_generator, load_sequence_generator
+    except ImportError:
+        return None
+    sources = entry["sources"]
+    frames, video = ROOT / sources["frames_checkpoint"]["path"], ROOT / sources["video_checkpoint"]["path"]
+    if not (frames.is_file() and video.is_file()):
+        return None
+    gf, _, _ = load_frame_generator(frames)
+    gv, _, _ = load_sequence_generator(video)
+    model = VideoGenerator(gv, gf).eval()
+
+    def run(z: np.ndarray):
+        with torch.inference_mode():
+            return model(torch.from_numpy(z))
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per figure; medians reported")
+    parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="intra-op threads")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+
+    variants, default = load_variants(ROOT / "models")
+    variant = variants[default]
+    path = ROOT / "models" / variant.entry["files"]["video"]["file"]
+    rng = np.random.default_rng(0)
+    z = {b: rng.standard_normal((b, variant.latent), dtype=np.float32) for b in BATCHES}
+
+    flops = graph_flops(path, variant.latent)
+    per_video = sum(flops.values())
+    peak = attainable_flops(args.threads, args.repeats)
+    floor_rate = max(peak.values())
+
+    all_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    base = session(path, all_level, args.threads)
+    name = base.get_inputs()[0].name
+    result = {"variant": default, "threads": args.threads, "repeats": args.repeats,
+              "flops_per_video": per_video, "flops_by_op": flops, "attainable_flops_per_s": peak,
+              "onnxruntime": {}, "pytorch_eager": {}, "onnxruntime_options": {}}  # fmt: skip
+    torch_run = torch_generator(variant.entry)
+    if torch_run is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    for b in BATCHES:
+        ort_rate = rate(lambda b=b: base.run(["video"], {name: z[b]}), b, args.repeats)
+        achieved = ort_rate * per_video
+        result["onnxruntime"][b] = {"videos_per_s": ort_rate, "flops_per_s": achieved,
+                                    "fraction_of_attainable": achieved / floor_rate}  # fmt: skip
+        if torch_run is not None:
+            result["pytorch_eager"][b] = {"videos_per_s": rate(lambda b=b: torch_run(z[b]), b, args.repeats)}
+
+    options = {
+        "no graph optimisation": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, args.threads),
+        "basic": (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, args.threads),
+        "extended": (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, args.threads),
+        "all (the service)": (all_level, args.threads),
+        "all, 1 thread": (all_level, 1),
+    }
+    for label, (level, threads) in options.items():
+        s = session(path, level, threads)
+        result["onnxruntime_options"][label] = {b: rate(lambda b=b, s=s: s.run(["video"], {name: z[b]}), b,
+                                                        args.repeats) for b in (1, 32)}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:  # the optimised graph saved at export, loaded as-is
+        saved = Path(tmp) / "optimised.onnx"
+        t0 = time.perf_counter()
+        session(path, all_level, args.threads, save_to=saved)
+        load_plain = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        s = session(saved, ort.GraphOptimizationLevel.ORT_DISABLE_ALL, args.threads)
+        load_saved = time.perf_counter() - t0
+        result["onnxruntime_options"]["pre-optimised file"] = {
+            b: rate(lambda b=b, s=s: s.run(["video"], {name: z[b]}), b, args.repeats) for b in (1, 32)
+        }
+        result["session_load_s"] = {"optimising at load": load_plain, "pre-optimised file": load_saved}
+
+    print(f"FLOPs per video (ONNX graph, batch 1): {per_video / 1e6:.1f} M  "
+          f"({', '.join(f'{k} {v / 1e6:.1f} M' for k, v in flops.items())})")  # fmt: skip
+    print(f"attainable: {', '.join(f'{k} {v / 1e9:.1f} GFLOP/s' for k, v in peak.items())} ({args.threads} threads)")
+    head = ("batch", "ORT videos/s", "torch videos/s", "ORT/torch", "ORT GFLOP/s", "of floor")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (5, 13, 15, 9, 12, 8), strict=True)))
+    for b in BATCHES:
+        o = result["onnxruntime"][b]
+        t = result["pytorch_eager"].get(b, {}).get("videos_per_s")
+        ratio = f"{o['videos_per_s'] / t:9.2f}" if t else f"{'-':>9}"
+        tt = f"{t:15.1f}" if t else f"{'-':>15}"
+        print(f"{b:>5} {o['videos_per_s']:13.1f} {tt} {ratio} {o['flops_per_s'] / 1e9:12.2f} "
+              f"{o['fraction_of_attainable']:8.1%}")  # fmt: skip
+    print("ONNX Runtime options (videos/s at batch 1 / 32):")
+    for label, r in result["onnxruntime_options"].items():
+        print(f"  {label:<24} {r[1]:8.1f} / {r[32]:8.1f}")
+    print(f"session load: {', '.join(f'{k} {v * 1e3:.0f} ms' for k, v in result['session_load_s'].items())}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""`make bench`: every benchmark in one run, on this machine, one after another (never side by side);
+writes benchmarks/results.json and benchmarks/results.md (the table the README quotes).
+
+Sizes are chosen to finish in under ~10 minutes on the project's 2-core machine; each script's
+--help lists its knobs for longer runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+STEPS = {  # name: (script, arguments)
+    "generator": ("generator.py", ["--repeats", "5"]),
+    "encoding": ("encoding.py", ["--repeats", "5"]),
+    "http": ("http_load.py", ["--requests", "300", "--concurrency", "1,8,32"]),
+    "data": ("data_throughput.py", ["--loop-sequences", "40", "--blocks", "2", "--repeats", "3",
+                                    "--write-sequences", "2000"]),
+    "ensemble": ("ensemble_step.py", ["--variants", "batched,loop", "--steps", "5", "--repeats", "3"]),
+}  # fmt: skip
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def markdown(r: dict) -> str:
+    g, e, h, d, s = r.get("generator"), r.get("encoding"), r.get("http"), r.get("data"), r.get("ensemble")
+    out = [f"Measured {r['date']} on {r['machine']}; {r['note']}", ""]
+    if g:
+        floor = max(g["attainable_flops_per_s"].values())
+        out += ["**Generator compute** (the shipped `"
+                f"{g['variant']}` video generator, z_v → 30 frames; {g['threads']} threads; medians of "
+                f"{g['repeats']} runs). FLOPs counted from the ONNX graph: {g['flops_per_video'] / 1e6:.0f} M per "
+                f"video; attainable rate (float32 matmul): {floor / 1e9:.1f} GFLOP/s.", "",
+                "| batch | ONNX Runtime videos/s | PyTorch eager videos/s | ORT / PyTorch | ORT GFLOP/s "
+                "| of attainable |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
+        for b, o in g["onnxruntime"].items():
+            t = g["pytorch_eager"].get(b, {}).get("videos_per_s")
+            out.append(f"| {b} | {o['videos_per_s']:.1f} | {t:.1f} | {o['videos_per_s'] / t:.2f}× | "
+                       f"{o['flops_per_s'] / 1e9:.1f} | {pct(o['fraction_of_attainable'])} |" if t else
+                       f"| {b} | {o['videos_per_s']:.1f} | – | – | {o['flops_per_s'] / 1e9:.1f} | "
+                       f"{pct(o['fraction_of_attainable'])} |")  # fmt: skip
+        out += ["", "ONNX Runtime options (videos/s at batch 1 / 32): " + "; ".join(
+            f"{k} {v['1']:.1f} / {v['32']:.1f}" for k, v in g["onnxruntime_options"].items()) + ".", ""]  # fmt: skip
+    if e:
+        out += ["**Encoding** (ms per video, medians):", "", "| format | encoder | scale 1 | scale 4 | correct |",
+                "|---|---|---|---|---|"]  # fmt: skip
+        rows: dict[tuple[str, str], dict] = {}
+        for x in e:
+            rows.setdefault((x["format"], x["encoder"]), {})[x["scale"]] = x
+        for (fmt, enc), by in rows.items():
+            ok = all(v["correct"] for v in by.values())
+            note = "yes" if ok else "no (drops identical frames)" if not by[1]["correct_on_a_still_video"] else "no"
+            out.append(f"| {fmt} | {enc} | {by[1]['ms_per_video']:.1f} | {by[4]['ms_per_video']:.1f} | {note} |")
+        out.append("")
+    if h:
+        out += [f"**HTTP path** (`/generate_video`, GIF scale {h['body']['scale']}, {h['requests']} requests per "
+                "level, load generator on the same cores):", "",
+                "| concurrency | where | req/s | p50 ms | p95 ms | p99 ms | errors | videos per ONNX run |",
+                "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in h["served"]:
+            for where in ("in_process", "served"):
+                x = h[where][c]
+                b = x.get("batches")
+                out.append(f"| {c} | {where.replace('_', ' ')} | {x['throughput_per_s']:.1f} | {x['p50_ms']:.1f} | "
+                           f"{x['p95_ms']:.1f} | {x['p99_ms']:.1f} | {x['errors']} | "
+                           f"{b['mean_videos_per_run']:.1f} |" if b else
+                           f"| {c} | {where.replace('_', ' ')} | {x['throughput_per_s']:.1f} | {x['p50_ms']:.1f} | "
+                           f"{x['p95_ms']:.1f} | {x['p99_ms']:.1f} | {x['errors']} | |")  # fmt: skip
+        out += ["", f"HTTP overhead at concurrency 1 (p50 served − p50 in process): "
+                f"{h['http_overhead_ms_at_1']:.1f} ms. Served / in-process throughput: " + ", ".join(
+                    f"{pct(v)} at {c}" for c, v in h["served_over_in_process"].items()) + ".", ""]  # fmt: skip
+    if d or s:
+        out += ["**Training**:", ""]
+        if d:
+            out.append(f"- data generator: vectorised {d['vectorised_sequences_per_s']:.0f} sequences/s vs loop "
+                       f"{d['loop_sequences_per_s']:.0f} = {d['speedup']}× (medians of {d['runs']})")  # fmt: skip
+        if s:
+            m = s["ms_per_step"]
+            out.append(f"- stage-1 step, K={s['K']} (cpu sizes, batch {s['batch']}): batched ensemble "
+                       f"{m['batched']:.0f} ms vs loop {m['loop']:.0f} ms = {m['loop'] / m['batched']:.2f}× "
+                       f"(medians of {s['repeats']})")  # fmt: skip
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(STEPS)}")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and results.md")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(STEPS)
+    results = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "note": "one benchmark at a time, nothing else running; medians as stated per table",
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in chosen:
+            script, extra = STEPS[name]
+            out = Path(tmp) / f"{name}.json"
+            print(f"== {name}: {script} {' '.join(extra)}", flush=True)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, str(HERE / script), *extra, "--json", str(out)], check=True, env=env,
+                           cwd=ROOT)  # fmt: skip
+            results[name] = json.loads(out.read_text())
+            results.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 1)
+    if "http" in results:
+        results["http"]["requests"] = int(STEPS["http"][1][1])
+    results["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    md = markdown(results)
+    (args.out / "results.md").write_text(md + "\n")
+    print("\n" + md)
+    print(f"total {results['seconds']['total']:.0f} s; wrote {args.out / 'results.json'} and results.md")
+
+
+if __name__ == "__main__":
+    main()
