@@ -311,3 +311,15 @@ def test_checkpoint_of_another_preset_is_refused(tmp_path):
     with pytest.raises(SystemExit, match=r"another config \(preset: 'smoke' -> 'cpu'"):
         main(["--preset", "cpu", "--no-progress", "--out", str(tmp_path), "--stage", "frames", "--resume",
               "--steps", "4", "--data", "stream"])  # fmt: skip
+
+
+def test_slim_checkpoint_keeps_what_export_needs(tmp_path):
+    run(tmp_path, "--stage", "all", "--steps", "2", "--data", "stream")
+    slim_video = checkpoint.slim(tmp_path / "video" / "latest.pt", tmp_path / "slim" / "video.pt")
+    ckpt = checkpoint.load(slim_video, stage="video")
+    assert "discriminators" not in ckpt and "opt_d" not in ckpt
+    full = checkpoint.load(tmp_path / "video" / "latest.pt")
+    assert_same_state(ckpt["generator"], full["generator"])
+    assert_same_state(ckpt["frames_generator"], full["frames_generator"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        checkpoint.main(["slim", str(tmp_path / "nope.pt"), str(tmp_path / "x.pt")])

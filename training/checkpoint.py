@@ -81,3 +81,38 @@ def load(path: str | os.PathLike, stage: str | None = None) -> dict[str, Any]:
     if stage is not None and ckpt.get("stage") != stage:
         raise CheckpointError(f"checkpoint {path} is from the {ckpt.get('stage')!r} stage, not {stage!r}")
     return ckpt
+
+
+# what a generator-only checkpoint keeps: enough to evaluate, export and train stage 2 over it
+GENERATOR_KEYS = ("format_version", "stage", "step", "config", "generator", "frames_config", "frames_generator",
+                  "frames_source")  # fmt: skip
+
+
+def slim(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write ``src`` without discriminators and optimizer states (it can no longer resume training,
+    but evaluation, export and stage 2 load it); written atomically."""
+    ckpt = load(src)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_torch_save({k: ckpt[k] for k in GENERATOR_KEYS if k in ckpt}, dst)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.checkpoint", description="checkpoint tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("slim", help="keep only the generator(s) and configs (for committing or shipping)")
+    p.add_argument("src", type=Path)
+    p.add_argument("dst", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        out = slim(args.src, args.dst)
+    except CheckpointError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB (step {load(out)['step']}, generators only)")
+
+
+if __name__ == "__main__":
+    main()
