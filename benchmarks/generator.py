@@ -33,14 +33,28 @@ BATCHES = (1, 8, 32)
 def rate(fn, batch: int, repeats: int, min_time: float = 0.5) -> float:
     """Median over ``repeats`` of videos/s, each repeat running ``fn`` for at least ``min_time`` s."""
     fn()  # warm up
-    rates = []
+    return statistics.median(window(fn, batch, min_time) for _ in range(repeats))
+
+
+def window(fn, batch: int, min_time: float) -> float:
+    n, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < min_time or n < 2:
+        fn()
+        n += 1
+    return n * batch / elapsed
+
+
+def interleaved(candidates: dict[str, tuple], repeats: int, min_time: float = 0.4) -> dict[str, float]:
+    """Median videos/s of each (fn, batch), measured in rounds that visit every candidate once:
+    a machine whose speed drifts (shared hosts do) shifts all candidates alike."""
+    for fn, _ in candidates.values():
+        fn()  # warm up
+    rates: dict[str, list[float]] = {k: [] for k in candidates}
     for _ in range(repeats):
-        n, t0 = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - t0) < min_time or n < 2:
-            fn()
-            n += 1
-        rates.append(n * batch / elapsed)
-    return statistics.median(rates)
+        for label, (fn, batch) in candidates.items():
+            rates[label].append(window(fn, batch, min_time))
+            time.sleep(0.1)  # let the last candidate's threads go idle
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def graph_flops(path: Path, latent: int) -> dict[str, float]:
@@ -95,8 +109,11 @@ def attainable_flops(threads: int, repeats: int) -> dict[str, float]:
     return out
 
 
-def session(path: Path, level: ort.GraphOptimizationLevel, threads: int, save_to: Path | None = None):
+def session(
+    path: Path, level: ort.GraphOptimizationLevel, threads: int, save_to: Path | None = None, spin: bool = False
+):
     opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.graph_optimization_level = level
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -131,7 +148,7 @@ def torch_generator(entry: dict):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per figure; medians reported")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds over all candidates; medians reported")
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="intra-op threads")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
@@ -158,37 +175,47 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    for b in BATCHES:
-        ort_rate = rate(lambda b=b: base.run(["video"], {name: z[b]}), b, args.repeats)
-        achieved = ort_rate * per_video
-        result["onnxruntime"][b] = {"videos_per_s": ort_rate, "flops_per_s": achieved,
-                                    "fraction_of_attainable": achieved / floor_rate}  # fmt: skip
-        if torch_run is not None:
-            result["pytorch_eager"][b] = {"videos_per_s": rate(lambda b=b: torch_run(z[b]), b, args.repeats)}
 
+    def runner(s):
+        return lambda b: lambda: s.run(["video"], {name: z[b]})
+
+    candidates = {}
+    for b in BATCHES:
+        candidates[f"ort {b}"] = (runner(base)(b), b)
+        if torch_run is not None:
+            candidates[f"torch {b}"] = ((lambda b=b: torch_run(z[b])), b)
     options = {
         "no graph optimisation": (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, args.threads),
         "basic": (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, args.threads),
         "extended": (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, args.threads),
-        "all (the service)": (all_level, args.threads),
         "all, 1 thread": (all_level, 1),
     }
-    for label, (level, threads) in options.items():
-        s = session(path, level, threads)
-        result["onnxruntime_options"][label] = {b: rate(lambda b=b, s=s: s.run(["video"], {name: z[b]}), b,
-                                                        args.repeats) for b in (1, 32)}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:  # the optimised graph saved at export, loaded as-is
         saved = Path(tmp) / "optimised.onnx"
         t0 = time.perf_counter()
         session(path, all_level, args.threads, save_to=saved)
         load_plain = time.perf_counter() - t0
         t0 = time.perf_counter()
-        s = session(saved, ort.GraphOptimizationLevel.ORT_DISABLE_ALL, args.threads)
+        pre = session(saved, ort.GraphOptimizationLevel.ORT_DISABLE_ALL, args.threads)
         load_saved = time.perf_counter() - t0
-        result["onnxruntime_options"]["pre-optimised file"] = {
-            b: rate(lambda b=b, s=s: s.run(["video"], {name: z[b]}), b, args.repeats) for b in (1, 32)
-        }
         result["session_load_s"] = {"optimising at load": load_plain, "pre-optimised file": load_saved}
+        sessions = {label: session(path, level, threads) for label, (level, threads) in options.items()}
+        sessions["all, spinning threads"] = session(path, all_level, args.threads, spin=True)
+        sessions["pre-optimised file"] = pre
+        for label, s in sessions.items():
+            for b in (1, 32):
+                candidates[f"{label} {b}"] = (runner(s)(b), b)
+        measured = interleaved(candidates, args.repeats)
+    for b in BATCHES:
+        ort_rate = measured[f"ort {b}"]
+        achieved = ort_rate * per_video
+        result["onnxruntime"][b] = {"videos_per_s": ort_rate, "flops_per_s": achieved,
+                                    "fraction_of_attainable": achieved / floor_rate}  # fmt: skip
+        if torch_run is not None:
+            result["pytorch_eager"][b] = {"videos_per_s": measured[f"torch {b}"]}
+    result["onnxruntime_options"]["all (the service)"] = {b: measured[f"ort {b}"] for b in (1, 32)}
+    for label in sessions:
+        result["onnxruntime_options"][label] = {b: measured[f"{label} {b}"] for b in (1, 32)}
 
     print(f"FLOPs per video (ONNX graph, batch 1): {per_video / 1e6:.1f} M  "
           f"({', '.join(f'{k} {v / 1e6:.1f} M' for k, v in flops.items())})")  # fmt: skip

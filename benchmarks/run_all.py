@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 STEPS = {  # name: (script, arguments)
-    "generator": ("generator.py", ["--repeats", "5"]),
+    "generator": ("generator.py", ["--repeats", "9"]),
     "encoding": ("encoding.py", ["--repeats", "5"]),
     "http": ("http_load.py", ["--requests", "300", "--concurrency", "1,8,32"]),
     "data": ("data_throughput.py", ["--loop-sequences", "40", "--blocks", "2", "--repeats", "3",
