@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import warnings
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from training import checkpoint
+from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, make_config
 from training.networks import FrameGenerator, VideoGenerator
 from training.run import load_frame_generator, load_sequence_generator, same_state, sha256
 
@@ -160,9 +162,36 @@ def export_variant(
             final = out / path.name
             os.replace(path, final)
             files[kind] = {"file": final.name, "sha256": sha256(final), "max_abs_diff_vs_torch": parity}
-    entry = {**meta, "files": files, "table1": table}
+    entry = {**meta, "training": {"frames": training_record(gf_cfg), "video": training_record(gv_cfg)},
+             "files": files, "table1": table}  # fmt: skip
+    if swap_frames is not None:
+        entry["training"]["swapped_frames"] = training_record(used_cfg)
     update_manifest(out, name, entry, make_default)
     return entry
+
+
+def training_record(cfg: StageConfig) -> dict[str, Any]:
+    """How a stage was trained, for the model card: the command line that reproduces its config
+    (preset + every override; data and output paths aside) and the data set's size and seed."""
+    stage = FRAMES if isinstance(cfg, FramesConfig) else VIDEO
+    base = make_config(stage, cfg.preset)
+    flags = []
+    for f in fields(cfg):
+        value, default = getattr(cfg, f.name), getattr(base, f.name)
+        if f.name == "preset" or value == default:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            flags.append(f"{flag} {','.join(str(v) for v in value)}")
+        else:
+            flags.append(f"{flag} {value}")
+    return {
+        "command": " ".join(["python -m training.run", f"--stage {stage}", f"--preset {cfg.preset}", *flags]),
+        "steps": cfg.total_steps, "batch": cfg.batch, "balls": cfg.balls,
+        "data": {"sequences": cfg.data_sequences, "length": cfg.data_length, "seed": cfg.seed},
+    }  # fmt: skip
 
 
 def update_manifest(out: Path, name: str, entry: dict[str, Any], make_default: bool) -> dict[str, Any]:

@@ -25,6 +25,11 @@ def test_export_writes_checked_models_and_a_manifest(smoke_models, smoke_runs):
     assert entry["latent"] == 100 and entry["frames"] == 30 and entry["opset"] == onnx_export.OPSET
     assert entry["trained"] is False and entry["frames_preset"] == "smoke"  # smoke models say so
     assert entry["sources"]["video_checkpoint"]["sha256"] == onnx_export.sha256(smoke_runs["video"])
+    # the model card's command lines reproduce the configs (the smoke runs overrode only --steps)
+    assert entry["training"]["frames"]["command"] == "python -m training.run --stage frames --preset smoke --steps 2"
+    assert entry["training"]["video"]["command"] == "python -m training.run --stage video --preset smoke --steps 2"
+    swap = manifest["variants"]["1ball-swap"]["training"]["swapped_frames"]
+    assert swap["command"].endswith("--balls 1 --steps 2") and swap["data"]["seed"] == 10
     for kind in ("frames", "video"):
         f = entry["files"][kind]
         path = smoke_models / f["file"]
