@@ -96,3 +96,27 @@ def test_cli_records_table_and_default(smoke_runs, tmp_path, capsys):
     assert "video_trained_over" in manifest["variants"]["third"]["sources"]
     assert manifest["variants"]["second"]["note"] == "first try"
     assert "wrote" in capsys.readouterr().out
+
+
+def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):
+    from export.samples import main as samples
+    from inference.media import encode_gif, to_pixels
+    from inference.models import latent_from_seed, load_variants
+    from tests.serving import decode_gif
+
+    samples(["--models", str(smoke_models), "--out", str(tmp_path), "--seeds", "3,4", "--scale", "2"])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "1ball-swap-seed3.gif",
+        "1ball-swap-seed4.gif",
+        "3balls-seed3.gif",
+        "3balls-seed4.gif",
+        "real-1ball-seed3.gif",
+        "real-1ball-seed4.gif",
+        "real-3balls-seed3.gif",
+        "real-3balls-seed4.gif",
+    ]
+    variant = load_variants(smoke_models)[0]["3balls"]
+    video = to_pixels(variant.generate_videos(latent_from_seed(4, 100)[None])[0])
+    assert (tmp_path / "3balls-seed4.gif").read_bytes() == encode_gif(video, 10, 2)
+    assert decode_gif((tmp_path / "real-3balls-seed3.gif").read_bytes()).shape == (30, 60, 60)
