@@ -39,7 +39,7 @@ def test_binarisation_threshold_is_zero():
 
 def test_summary_is_mean_and_population_std():
     s = metrics.summarize([1.0, 3.0])
-    assert s == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert s == {"mean": 2.0, "std": 1.0, "n": 2, "min": 1.0, "max": 3.0}
 
 
 def test_counts_are_exact_on_separated_balls_and_merge_touching_ones():

@@ -44,9 +44,11 @@ def consecutive_frame_mse(video: np.ndarray) -> np.ndarray | float:
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
-    """Mean and (population) standard deviation over videos, as Table 1 reports them."""
+    """Mean and (population) standard deviation over videos, as Table 1 reports them, and the
+    extremes (a frozen video shows as a minimum near 0)."""
     values = np.asarray(values, dtype=np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
+    return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size),
+            "min": float(values.min()), "max": float(values.max())}  # fmt: skip
 
 
 def count_balls(frames: np.ndarray) -> np.ndarray:
