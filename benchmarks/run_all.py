@@ -113,11 +113,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json and results.md")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(STEPS)
-    results = {
-        "date": dt.date.today().isoformat(),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "note": "one benchmark at a time, nothing else running; medians as stated per table",
-    }
+    previous = args.out / "results.json"
+    # with --only, the other sections of an earlier run are kept (and say when they were measured)
+    results = json.loads(previous.read_text()) if args.only and previous.exists() else {}
+    results.update(
+        {
+            "date": dt.date.today().isoformat(),
+            "machine": f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "note": "one benchmark at a time, nothing else running; medians as stated per table",
+        }
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,6 +142,13 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     md = markdown(results)
     (args.out / "results.md").write_text(md + "\n")
+    readme = ROOT / "README.md"
+    if args.out == HERE and readme.exists():  # the README quotes results.md between these markers
+        text = readme.read_text()
+        head, mark, rest = text.partition("<!-- results.md -->")
+        _, end_mark, tail = rest.partition("<!-- /results.md -->")
+        if mark and end_mark:
+            readme.write_text(f"{head}{mark}\n{md}\n{end_mark}{tail}")
     print("\n" + md)
     print(f"total {results['seconds']['total']:.0f} s; wrote {args.out / 'results.json'} and results.md")
 

@@ -43,9 +43,9 @@ def session_options() -> ort.SessionOptions:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    # idle ONNX Runtime threads sleep instead of spinning: the encoder threads need those cores
-    # between runs (benchmarks/generator.py measures both settings)
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # ONNX Runtime's default: idle threads spin-wait for the next run. Making them sleep instead
+    # (session.intra_op.allow_spinning=0) cost 35% of generator throughput and 20% of served
+    # requests/s at concurrency 1 (README "Benchmarks"), so the default stays.
     return opts
 
 
