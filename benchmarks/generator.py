@@ -127,21 +127,15 @@ def matmul_deconv_video(entry: dict, path: Path):
     """The same video generator with every ConvTranspose rewritten as one MatMul over all frames and
     positions plus an overlap-add (pads and adds), channels-last throughout, exported to ``path``;
     returns the max |difference| to the shipped graph's frames, or None without torch/checkpoints."""
-    try:
-        import torch
-        import torch.nn.functional as F
-        from torch import nn
+    loaded = torch_generators(entry)
+    if loaded is None:
+        return None
+    gf, gv = loaded
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
 
-        from training.networks import VideoGenerator
-        from training.run import load_frame_generator, load_sequence_generator
-    except ImportError:
-        return None
-    sources = entry["sources"]
-    frames, video = ROOT / sources["frames_checkpoint"]["path"], ROOT / sources["video_checkpoint"]["path"]
-    if not (frames.is_file() and video.is_file()):
-        return None
-    gf, _, _ = load_frame_generator(frames)
-    gv, _, _ = load_sequence_generator(video)
+    from training.networks import VideoGenerator
 
     class MatMulFrames(nn.Module):
         def __init__(self, gf):
@@ -190,12 +184,9 @@ def matmul_deconv_video(entry: dict, path: Path):
     return diff
 
 
-def torch_generator(entry: dict):
-    """The same weights in PyTorch, from the checkpoints the manifest names (None if absent)."""
+def torch_generators(entry: dict):
+    """(G_F, G_V) in PyTorch from the checkpoints the manifest names; None without torch or them."""
     try:
-        import torch
-
-        from training.networks import VideoGenerator
         from training.run import load_frame_generator, load_sequence_generator
     except ImportError:
         return None
@@ -203,9 +194,19 @@ def torch_generator(entry: dict):
     frames, video = ROOT / sources["frames_checkpoint"]["path"], ROOT / sources["video_checkpoint"]["path"]
     if not (frames.is_file() and video.is_file()):
         return None
-    gf, _, _ = load_frame_generator(frames)
-    gv, _, _ = load_sequence_generator(video)
-    model = VideoGenerator(gv, gf).eval()
+    return load_frame_generator(frames)[0], load_sequence_generator(video)[0]
+
+
+def torch_generator(entry: dict):
+    """The same weights in PyTorch eager: a function z -> videos (None if unavailable)."""
+    loaded = torch_generators(entry)
+    if loaded is None:
+        return None
+    import torch
+
+    from training.networks import VideoGenerator
+
+    model = VideoGenerator(loaded[1], loaded[0]).eval()
 
     def run(z: np.ndarray):
         with torch.inference_mode():

@@ -26,6 +26,14 @@ class Recorder:
         return rows * 2
 
 
+async def hold_worker(batcher: MicroBatcher, run: Recorder) -> asyncio.Task:
+    """Start a one-row request that holds the worker at the gate, so what comes next queues up."""
+    run.gate.clear()
+    blocker = asyncio.create_task(batcher("a", np.zeros((1, 1))))
+    await asyncio.sleep(0.05)
+    return blocker
+
+
 def test_concurrent_requests_share_calls_and_get_their_own_rows():
     run = Recorder()
     batcher = MicroBatcher(run, max_rows=64)
@@ -90,9 +98,7 @@ def test_a_failing_run_fails_only_its_group():
     batcher = MicroBatcher(run)
 
     async def main():
-        run.gate.clear()
-        blocker = asyncio.create_task(batcher("a", np.zeros((1, 1))))
-        await asyncio.sleep(0.05)
+        blocker = await hold_worker(batcher, run)
         good = asyncio.create_task(batcher("a", np.ones((1, 1))))
         bad = asyncio.create_task(batcher("bad", np.ones((1, 1))))
         await asyncio.sleep(0.05)
@@ -110,9 +116,7 @@ def test_cancelled_requests_are_skipped():
     batcher = MicroBatcher(run)
 
     async def main():
-        run.gate.clear()
-        blocker = asyncio.create_task(batcher("a", np.zeros((1, 1))))
-        await asyncio.sleep(0.05)
+        blocker = await hold_worker(batcher, run)
         gone = asyncio.create_task(batcher("a", np.zeros((5, 1))))
         kept = asyncio.create_task(batcher("a", np.zeros((2, 1))))
         await asyncio.sleep(0.01)
