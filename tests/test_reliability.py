@@ -182,3 +182,21 @@ def test_bentoml_serve_refuses_a_truncated_model(tmp_path):
     with pytest.raises(RuntimeError, match=r"cannot start: .*3balls-video\.onnx: not a loadable ONNX model"):
         with bentoml_serve(BENTOML, ROOT, free_port(), env_with(BOUNCING_MODELS_DIR=str(tmp_path))):
             pass
+
+
+def test_generator_queue_limit_sheds_with_503():
+    """Past BOUNCING_MAX_QUEUED_VIDEOS waiting videos, requests get 503 + Retry-After, not a longer queue."""
+    env = env_with(BOUNCING_MODELS_DIR=str(ROOT / "models"), BOUNCING_MAX_QUEUED_VIDEOS="8")
+
+    async def burst(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            body = {"count": 8, "scale": 1}
+            return await asyncio.gather(*(client.post("/generate_videos", json=body) for _ in range(20)))
+
+    with bentoml_serve(BENTOML, ROOT, free_port(), env) as url:
+        responses = asyncio.run(burst(url))
+        statuses = sorted(r.status_code for r in responses)
+        assert set(statuses) == {200, 503}, statuses
+        shed = next(r for r in responses if r.status_code == 503)
+        assert shed.headers["retry-after"] == "1" and "overloaded" in shed.json()["error"]
+        assert post(url, "/generate_videos", {"count": 8, "scale": 1}).status_code == 200
