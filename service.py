@@ -10,8 +10,8 @@ Models load from models/ (or $BOUNCING_MODELS_DIR). Never imports torch.
 
 Limits for a public deployment (environment variables read at start; README "Limits"):
 BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_TIMEOUT_S (60, then 504), BOUNCING_MAX_CONCURRENCY
-(64 requests in flight, then 429), and per request count x scale^2 <= 1024 pixels budget (so one
-request cannot ask for a gigabyte of GIF).
+(64 requests in flight, then 429), BOUNCING_MAX_QUEUED_VIDEOS (256 waiting for the generator, then
+503), and per request count x scale^2 <= 1024 (so one request cannot ask for a gigabyte of GIF).
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def overloaded(exc: Overloaded) -> JSONResponse:
 class BouncingBalls:
     def __init__(self) -> None:
         self.variants, self.default = LOADED
-        self.names = list(self.variants)  # a variant's index travels with its rows in a batch
         self.latent = self.variants[self.default].latent
-        self.length = self.variants[self.default].length
         # concurrent requests' videos run as one ONNX call per variant (inference/batching.py)
         self.batcher = MicroBatcher(self._generate, max_rows=64, max_queued_rows=MAX_QUEUED_VIDEOS,
                                     on_batch=BATCH_VIDEOS.observe)  # fmt: skip

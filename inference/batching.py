@@ -50,7 +50,6 @@ class MicroBatcher:
         self.on_batch = on_batch  # told the rows of every batch (metrics)
         self.queue: deque[_Request] = deque()
         self.queued_rows = 0
-        self.batch_sizes: deque[int] = deque(maxlen=4096)  # the latest batches' rows
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,10 +89,8 @@ class MicroBatcher:
                     await self._run(batch)
 
     async def _run(self, batch: list[_Request]) -> None:
-        total = sum(len(r.rows) for r in batch)
-        self.batch_sizes.append(total)
         if self.on_batch is not None:
-            self.on_batch(total)
+            self.on_batch(sum(len(r.rows) for r in batch))
         for key in dict.fromkeys(r.key for r in batch):  # one run per key, in arrival order
             group = [r for r in batch if r.key == key]
             try:

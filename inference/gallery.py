@@ -40,10 +40,6 @@ def _int_params(request: Request) -> dict[str, int] | JSONResponse:
     return values
 
 
-async def page(request: Request) -> HTMLResponse:
-    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
-
-
 async def real(request: Request) -> JSONResponse:
     params = _int_params(request)
     if isinstance(params, JSONResponse):
@@ -63,4 +59,9 @@ async def real(request: Request) -> JSONResponse:
 
 
 def make_gallery() -> Starlette:
+    html = PAGE.read_text(encoding="utf-8")  # read once, when the service module loads
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(html)
+
     return Starlette(routes=[Route("/", page), Route("/real", real)])

@@ -35,8 +35,8 @@ async def hold_worker(batcher: MicroBatcher, run: Recorder) -> asyncio.Task:
 
 
 def test_concurrent_requests_share_calls_and_get_their_own_rows():
-    run = Recorder()
-    batcher = MicroBatcher(run, max_rows=64)
+    run, sizes = Recorder(), []
+    batcher = MicroBatcher(run, max_rows=64, on_batch=sizes.append)
 
     async def main():
         run.gate.clear()  # the first request runs alone and holds the worker; the rest queue up
@@ -54,12 +54,12 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows():
         assert out.shape == (i % 2 + 1, 3) and (out == 2.0 * i).all()
     # 1 call for the first request, then one per key for the 20 queued ones
     assert run.calls[0] == ("a", 1) and sorted(run.calls[1:]) == [("a", 20), ("b", 10)]
-    assert list(batcher.batch_sizes) == [1, 30]
+    assert sizes == [1, 30]
 
 
 def test_max_rows_splits_batches():
-    run = Recorder()
-    batcher = MicroBatcher(run, max_rows=8)
+    run, sizes = Recorder(), []
+    batcher = MicroBatcher(run, max_rows=8, on_batch=sizes.append)
 
     async def main():
         run.gate.clear()
@@ -69,7 +69,7 @@ def test_max_rows_splits_batches():
         await asyncio.gather(*tasks)
 
     asyncio.run(main())
-    assert all(n <= 8 for n in batcher.batch_sizes) and sum(batcher.batch_sizes) == 21
+    assert all(n <= 8 for n in sizes) and sum(sizes) == 21
 
 
 def test_overload_is_refused_not_queued():
