@@ -34,3 +34,19 @@ def test_combine_sum_and_hypervolume():
     torch.testing.assert_close(values.grad, torch.tensor([0.5, 1.0]))  # 1 / (eta - l_k): the worst counts most
     with pytest.raises(ValueError, match="g_loss"):
         losses.combine(values, "max")
+
+
+def test_mode_seeking_term():
+    z = torch.zeros(4, 3)
+    z[2:] = 2.0  # pairs (0, 2) and (1, 3) are 2 apart in z
+    fakes = torch.zeros(4, 5, requires_grad=True)
+    with torch.no_grad():
+        fakes[2:] = 1.0  # ... and 1 apart in output: ratio 0.5, term 2
+    term = losses.mode_seeking(fakes, z, eps=0.0)
+    assert term.item() == pytest.approx(2.0)
+    term.backward()
+    assert (fakes.grad[:2] > 0).all() and (fakes.grad[2:] < 0).all()  # descent pushes the pairs apart
+    same = losses.mode_seeking(torch.ones(4, 5), z)  # collapsed outputs: a large penalty
+    assert same.item() > 1e4
+    with pytest.raises(ValueError, match="at least 2"):
+        losses.mode_seeking(torch.ones(1, 5), z[:1])

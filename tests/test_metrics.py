@@ -102,6 +102,16 @@ def test_distance_between_independent_real_frames(n_balls, expected):
     assert value == pytest.approx(expected, rel=0.04)
 
 
+def test_distance_between_videos_shows_collapse():
+    real = data.to_signed(data.generate(10, 3, length=30, seed=4))
+    apart = metrics.between_videos(real)
+    assert apart["mean"] == pytest.approx(0.206, rel=0.15)  # independent videos: like independent frames
+    assert apart["near_identical_fraction"] == 0.0
+    collapsed = metrics.between_videos(np.concatenate([real[:1]] * 5 + [real[1:3]]))
+    assert collapsed["near_identical_fraction"] == pytest.approx(10 / 21)  # the 5 copies: 10 of 21 pairs
+    assert metrics.video_report(real, 3)["between_videos"] == apart
+
+
 def test_metrics_import_without_torch():
     code = "import sys, training.metrics, training.data; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

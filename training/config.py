@@ -49,6 +49,9 @@ class StageConfig:
     keep_checkpoints: int = _f(3, "checkpoint-<step>.pt files kept (latest.pt is always kept)")
     amp: bool = _f(False, "bfloat16 autocast on CUDA (ignored on CPU)")
     instance_noise: float = _f(0.0, "std of Gaussian noise added to every discriminator input, real and fake")
+    mode_seeking: float = _f(
+        0.0, "weight of the mode-seeking term (MSGAN, Mao et al. 2019) added to the generator loss; 0: off"
+    )
 
     @property
     def total_steps(self) -> int:
@@ -76,6 +79,8 @@ class StageConfig:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
         if self.instance_noise < 0:
             raise ValueError(f"instance_noise must be non-negative, got {self.instance_noise}")
+        if self.mode_seeking < 0:
+            raise ValueError(f"mode_seeking must be non-negative, got {self.mode_seeking}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

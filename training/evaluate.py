@@ -108,17 +108,19 @@ def markdown(table: dict[str, Any]) -> str:
     lines = [
         f"Table 1, {table['balls']} ball(s), {table['videos']} videos of {FRAMES} frames, seed {table['seed']}",
         "",
-        "| row | consecutive-frame MSE | right ball count | speed (px/frame) | unexplained turns / video |",
-        "|---|---|---|---|---|",
+        "| row | consecutive-frame MSE | right ball count | speed (px/frame) | unexplained turns / video "
+        "| distance between videos (near-identical pairs) |",
+        "|---|---|---|---|---|---|",
     ]
     for key in ("real", "generated", "random_z", "interpolation"):
         if key not in table["rows"]:
             continue
         r = table["rows"][key]
-        mse, motion = r["consecutive_frame_mse"], r["motion"]
+        mse, motion, apart = r["consecutive_frame_mse"], r["motion"], r["between_videos"]
         lines.append(
             f"| {names[key]} | {mse['mean']:.4f} ± {mse['std']:.4f} | {r['right_count_fraction']:.1%} "
-            f"| {motion['mean_speed']:.2f} | {motion['unexplained_per_video']:.2f} |"
+            f"| {motion['mean_speed']:.2f} | {motion['unexplained_per_video']:.2f} "
+            f"| {apart['mean']:.4f} ({apart['near_identical_fraction']:.0%}) |"
         )
     fs = table["frame_samples"]
     lines += [

@@ -70,10 +70,12 @@ def gan_step(
     g_loss_mode: str,
     amp=contextlib.nullcontext,
     noisy: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    mode_seeking: float = 0.0,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
-    ``noisy`` is applied to every discriminator input, real and fake (instance noise).
+    ``noisy`` is applied to every discriminator input, real and fake (instance noise);
+    ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss.
     """
     with amp():
         fake = generate(z)
@@ -90,7 +92,13 @@ def gan_step(
     with amp():
         logits = disc(noisy(fake))
     g_losses = losses.g_loss(logits.float())  # (K,)
-    losses.combine(g_losses, g_loss_mode).backward()
+    total = losses.combine(g_losses, g_loss_mode)
+    row = {}
+    if mode_seeking > 0:
+        ms = losses.mode_seeking(fake.float(), z)
+        total = total + mode_seeking * ms
+        row["mode_seeking"] = ms.item()
+    total.backward()
     opt_g.step()
     disc.requires_grad_(True)
     return {
@@ -98,6 +106,7 @@ def gan_step(
         "loss_g": g_losses.mean().item(),
         "d_real": torch.sigmoid(real_logits.float()).mean().item(),
         "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
+        **row,
     }
 
 
@@ -170,7 +179,9 @@ def fit(stage: Stage, progress: bool = True) -> Stage:
             real = stage.real_batch(stage.step)
             z = step_noise(cfg.seed, stage.step, real.shape[0], cfg.latent, stage.device)
             noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device)
-            row = gan_step(stage.generate, stage.disc, stage.opt_g, stage.opt_d, real, z, cfg.g_loss, amp, noisy)
+            row = gan_step(
+                stage.generate, stage.disc, stage.opt_g, stage.opt_d, real, z, cfg.g_loss, amp, noisy, cfg.mode_seeking
+            )
             stage.step += 1
             if bar is not None:
                 bar.update(1)

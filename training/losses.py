@@ -1,7 +1,8 @@
 """GAN losses as pure functions of discriminator logits (B, K); nothing here calls backward().
 
 Non-saturating losses of the paper (eq. 1-2) per discriminator, and the two ways of combining the
-K generator losses: their sum (eq. 3, the paper's) or the hypervolume of the authors' code.
+K generator losses: their sum (eq. 3, the paper's) or the hypervolume of the authors' code. Plus an
+optional stabiliser that is not the paper's: the mode-seeking term of MSGAN (Mao et al. 2019).
 """
 
 from __future__ import annotations
@@ -35,3 +36,15 @@ def combine(losses: torch.Tensor, mode: str = "sum", slack: float = 1.5) -> torc
         eta = slack * losses.detach().max()
         return -torch.log(eta - losses).sum()
     raise ValueError(f"g_loss must be one of {G_LOSS_MODES}, not {mode!r}")
+
+
+def mode_seeking(fakes: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's mode-seeking term: 1 / (mean |G(z_a) - G(z_b)| / mean |z_a - z_b|), over the pairs
+    (first half of the batch, second half). Minimising it pushes different z to different outputs,
+    against mode collapse; it is smallest when outputs are far apart for a given distance in z."""
+    half = fakes.shape[0] // 2
+    if half == 0:
+        raise ValueError("the mode-seeking term needs a batch of at least 2")
+    apart = (fakes[:half] - fakes[half : 2 * half]).abs().flatten(1).mean(dim=1)
+    z_apart = (z[:half] - z[half : 2 * half]).abs().flatten(1).mean(dim=1)
+    return 1.0 / ((apart / z_apart).mean() + eps)

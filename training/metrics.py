@@ -168,6 +168,21 @@ def motion_stats(
     )
 
 
+NEAR_IDENTICAL = 0.02  # two videos closer than this (binarised, per pixel and frame) look the same
+
+
+def between_videos(videos: np.ndarray) -> dict[str, float]:
+    """How different the videos of a set are from each other (mode collapse across z_v shows here,
+    not in Table 1): over all pairs, the mean binarised squared distance between their frames at
+    the same time step, and the fraction of pairs closer than NEAR_IDENTICAL."""
+    b = binarize(videos)
+    flat = b.reshape(len(b), -1).astype(np.float64)
+    sq = (flat**2).sum(axis=1)
+    dist = (sq[:, None] + sq[None, :] - 2 * flat @ flat.T) / flat.shape[1]
+    pairs = dist[np.triu_indices(len(b), k=1)]
+    return {"mean": float(pairs.mean()), "near_identical_fraction": float((pairs < NEAR_IDENTICAL).mean())}
+
+
 def video_report(videos: np.ndarray, n_balls: int) -> dict:
     """Everything Table 1 reports about a set of (B, T, H, W) videos in [-1, 1]."""
     videos = _frames(videos)
@@ -177,6 +192,7 @@ def video_report(videos: np.ndarray, n_balls: int) -> dict:
         "balls_per_frame": count_histogram(counts),
         "right_count_fraction": float((counts == n_balls).mean()),
         "motion": motion_stats(videos, n_balls).as_dict(),
+        "between_videos": between_videos(videos),
     }
 
 

@@ -198,10 +198,13 @@ def video_stage(
             images.save_strip(videos[:6], folder / f"samples-{step:07d}.png")
         mse = metrics.summarize(metrics.consecutive_frame_mse(videos))
         counts = metrics.count_balls(videos)
+        apart = metrics.between_videos(videos)
         return {
             "video_mse": mse["mean"],
             "video_mse_std": mse["std"],
             "right_count": float((counts == cfg.balls).mean()),
+            "between_videos": apart["mean"],
+            "near_identical": apart["near_identical_fraction"],
         }
 
     extra = {"frames_config": gf_cfg.to_dict(), "frames_generator": gf.state_dict(), "frames_source": source}
@@ -241,7 +244,8 @@ def describe(stage: Stage, data_desc: str) -> str:
         f"  generator: {parameter_count(stage.generator):,} trained parameters",
         f"  discriminators: {cfg.d_count} x {per_d:,} parameters (+ fixed projections)",
         f"  plan: {cfg.total_steps:,} steps of batch {cfg.batch}, {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d}, "
-        f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}",
+        f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}, instance_noise={cfg.instance_noise}, "
+        f"mode_seeking={cfg.mode_seeking}",
         f"  data: {data_desc}",
         f"  out: {stage.folder}",
     ]
