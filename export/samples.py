@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         balls.add(variant.entry.get("frames_balls", 3))
     for n in sorted(balls):
         for s in seeds:
-            video = data.generate(1, n, length=30, res=30, seed=s)[0]
+            video = data.real_video(s, n)
             path = args.out / f"real-{n}ball{'s' if n > 1 else ''}-seed{s}.gif"
             path.write_bytes(encode_gif(video, args.fps, args.scale))
             print(f"{path}  MSE {consecutive_frame_mse(data.to_signed(video)):.4f}")

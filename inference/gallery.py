@@ -44,9 +44,7 @@ async def real(request: Request) -> JSONResponse:
     params = _int_params(request)
     if isinstance(params, JSONResponse):
         return params
-    # one sequence per seed (seed s = the first 30 frames of sequence 0 of data set s)
-    videos = [data.generate(1, params["balls"], length=30, res=30, seed=s + params["seed"])[0]
-              for s in range(params["count"])]  # fmt: skip
+    videos = [data.real_video(params["seed"] + i, params["balls"]) for i in range(params["count"])]
     items = [
         {
             "seed": params["seed"] + i,

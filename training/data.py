@@ -218,6 +218,12 @@ def generate(n_sequences: int, n_balls: int, length: int = 128, res: int = 30, s
     return out
 
 
+def real_video(seed: int, n_balls: int, length: int = 30, res: int = 30) -> np.ndarray:
+    """The real video for seed s, wherever the project shows real beside generated videos (gallery,
+    docs/samples): the first ``length`` frames of sequence 0 of data set ``seed``, uint8 (T, res, res)."""
+    return generate(1, n_balls, length=length, res=res, seed=seed)[0]
+
+
 def write_dataset(
     path: str | os.PathLike,
     n_sequences: int,
