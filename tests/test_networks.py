@@ -47,11 +47,14 @@ def _copy_into(ensemble: DiscriminatorEnsemble, singles: list[DiscriminatorEnsem
     ensemble.load_state_dict(state)
 
 
-@pytest.mark.parametrize("kind,mbstd", [("frame", False), ("frame", True), ("video", True)])
-def test_ensemble_is_k_independent_discriminators(kind, mbstd):
+@pytest.mark.parametrize(
+    "kind,mbstd,sn", [("frame", False, False), ("frame", True, False), ("video", True, False), ("video", True, True)]
+)
+def test_ensemble_is_k_independent_discriminators(kind, mbstd, sn):
     k, width, batch = 5, 4, 6
-    singles = [DiscriminatorEnsemble(kind=kind, count=1, width=width, seed=i, minibatch_std=mbstd) for i in range(k)]
-    ensemble = DiscriminatorEnsemble(kind=kind, count=k, width=width, seed=99, minibatch_std=mbstd)
+    opts = dict(kind=kind, width=width, minibatch_std=mbstd, spectral_norm=sn)
+    singles = [DiscriminatorEnsemble(count=1, seed=i, **opts) for i in range(k)]
+    ensemble = DiscriminatorEnsemble(count=k, seed=99, **opts)
     _copy_into(ensemble, singles)
     shape = (batch, 1, 30, 30) if kind == "frame" else (batch, 30, 30, 30)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
@@ -66,6 +69,24 @@ def test_ensemble_is_k_independent_discriminators(kind, mbstd):
     for name, p in ensemble.named_parameters():
         expected = torch.cat([dict(s.named_parameters())[name].grad for s in singles])
         torch.testing.assert_close(p.grad, expected.view_as(p.grad), rtol=0, atol=1e-5)
+
+
+def test_spectral_norm_is_per_discriminator():
+    disc = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=1, spectral_norm=True)
+    layer = disc.layers[1]
+    with torch.no_grad():
+        layer.parametrizations.weight.original[:8] *= 100.0  # discriminator 0's kernel only (8 = 2 * width rows)
+    x = torch.randn(4, 30, 30, 30)
+    for _ in range(20):  # power iterations
+        out = disc(x)
+    out2 = disc(x)  # a second call before backward: the first call's graph must stay valid
+    (out.sum() + out2.sum()).backward()
+    w = layer.weight.detach().reshape(3, 8, -1)
+    sigmas = torch.stack([torch.linalg.matrix_norm(w[k], ord=2) for k in range(3)])
+    torch.testing.assert_close(sigmas, torch.ones(3), rtol=0, atol=5e-3)  # each scaled to 1 by its own norm
+    assert "layers.1.parametrizations.weight.0.u" in disc.state_dict()
+    plain = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=1)
+    assert parameter_count(plain) == parameter_count(disc) and "layers.1.weight" in plain.state_dict()
 
 
 def test_projection_is_a_unit_norm_buffer():

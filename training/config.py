@@ -40,6 +40,7 @@ class StageConfig:
     d_count: int = _f(48, "number of discriminators K")
     d_width: int = _f(256, "channels of each discriminator's first layer")
     minibatch_std: bool = _f(False, "append the batch-stddev feature to each discriminator (anti-collapse)")
+    spectral_norm: bool = _f(False, "spectral normalisation of every discriminator layer (per discriminator)")
     data_sequences: int = _f(100_000, "sequences in the generated data set (when no --data)")
     data_length: int = _f(128, "frames per generated sequence")
     log_every: int = _f(50, "steps between stats.jsonl lines")

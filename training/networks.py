@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 Size = int | tuple[int, ...]
 
@@ -158,6 +159,41 @@ class MinibatchStd(nn.Module):
         return torch.cat([g, stat.expand(b, self.count, 1, *s)], dim=2).view(b, -1, *s)
 
 
+class GroupSpectralNorm(nn.Module):
+    """Spectral normalisation (Miyato et al. 2018) per group of a grouped convolution: each of the K
+    discriminators' kernels, viewed as an (out, in * kernel) matrix, is divided by its own largest
+    singular value, estimated by one power iteration per training-mode call (u and v are buffers,
+    saved in checkpoints). Used as a parametrization: ``parametrize.register_parametrization``.
+    """
+
+    def __init__(self, weight: torch.Tensor, groups: int, warmup: int = 10) -> None:
+        super().__init__()
+        self.groups = groups
+        w = self._matrices(weight.detach())
+        gen = torch.Generator().manual_seed(0)
+        self.register_buffer("u", F.normalize(torch.randn(w.shape[:2], generator=gen), dim=1))
+        self.register_buffer("v", F.normalize(torch.randn(w.shape[0], w.shape[2], generator=gen), dim=1))
+        for _ in range(warmup):
+            self._power_iteration(w)
+
+    def _matrices(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.reshape(self.groups, weight.shape[0] // self.groups, -1)  # (K, out, in * kernel)
+
+    @torch.no_grad()
+    def _power_iteration(self, w: torch.Tensor) -> None:
+        self.v.copy_(F.normalize(torch.einsum("ko,kon->kn", self.u, w), dim=1))
+        self.u.copy_(F.normalize(torch.einsum("kon,kn->ko", w, self.v), dim=1))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        w = self._matrices(weight)
+        if self.training:
+            self._power_iteration(w.detach())
+        # clones: a later call's power iteration must not change what this call's graph saw
+        sigma = torch.einsum("ko,kon,kn->k", self.u.clone(), w, self.v.clone())  # (K,): gradients via w only
+        per_row = sigma.repeat_interleave(w.shape[1])
+        return weight / per_row.view(-1, *([1] * (weight.dim() - 1)))
+
+
 # Layer plans (out-channel multiple of the width, kernel, stride, padding), the last one to a logit.
 FRAME_PLAN = dict(
     projection=dict(kernel=8, stride=2, padding=3),
@@ -180,7 +216,15 @@ class DiscriminatorEnsemble(nn.Module):
     """
 
     def __init__(
-        self, *, kind: str, count: int, width: int, seed: int, minibatch_std: bool = False, slope: float = 0.2
+        self,
+        *,
+        kind: str,
+        count: int,
+        width: int,
+        seed: int,
+        minibatch_std: bool = False,
+        spectral_norm: bool = False,
+        slope: float = 0.2,
     ) -> None:
         super().__init__()
         if kind not in ("frame", "video"):
@@ -200,6 +244,9 @@ class DiscriminatorEnsemble(nn.Module):
         k, s, p = plan["head"]
         self.head = conv(count * (c_in + int(minibatch_std)), count, k, s, p, groups=count)
         dcgan_init(self)
+        if spectral_norm:
+            for layer in [*self.layers, self.head]:
+                parametrize.register_parametrization(layer, "weight", GroupSpectralNorm(layer.weight, count))
         # channels-last frames: oneDNN's grouped 2-D convolutions run ~10% faster (not so in 3-D)
         self.memory_format = torch.channels_last if dims == 2 else torch.contiguous_format
         self.to(memory_format=self.memory_format)

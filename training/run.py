@@ -65,7 +65,7 @@ def build_discriminators(cfg: StageConfig, kind: str) -> DiscriminatorEnsemble:
         torch.manual_seed(cfg.seed + (2 if kind == "frame" else 3))
         return DiscriminatorEnsemble(
             kind=kind, count=cfg.d_count, width=cfg.d_width, seed=cfg.seed * 7 + (0 if kind == "frame" else 1),
-            minibatch_std=cfg.minibatch_std,
+            minibatch_std=cfg.minibatch_std, spectral_norm=cfg.spectral_norm,
         )  # fmt: skip
 
 
@@ -245,7 +245,7 @@ def describe(stage: Stage, data_desc: str) -> str:
         f"  discriminators: {cfg.d_count} x {per_d:,} parameters (+ fixed projections)",
         f"  plan: {cfg.total_steps:,} steps of batch {cfg.batch}, {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d}, "
         f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}, instance_noise={cfg.instance_noise}, "
-        f"mode_seeking={cfg.mode_seeking}",
+        f"mode_seeking={cfg.mode_seeking}, spectral_norm={cfg.spectral_norm}",
         f"  data: {data_desc}",
         f"  out: {stage.folder}",
     ]
