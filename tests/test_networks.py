@@ -89,6 +89,21 @@ def test_spectral_norm_is_per_discriminator():
     assert parameter_count(plain) == parameter_count(disc) and "layers.1.weight" in plain.state_dict()
 
 
+def test_sphere_puts_every_z_f_on_the_prior_shell(tmp_path):
+    from export.onnx_export import _export, check
+
+    opts = dict(latent=8, frame_latent=16, frames=5, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+    z = torch.randn(6, 8)
+    for scale in (1.0, 0.5):
+        gv = SequenceGenerator(out_scale=scale, sphere=True, **opts).eval()
+        torch.testing.assert_close(gv(z).norm(dim=-1), torch.full((6, 5), scale * 4.0))  # scale * sqrt(16)
+    plain = SequenceGenerator(**opts).eval()
+    assert plain(z).abs().max() <= 1.0  # tanh only, the paper's
+    path = tmp_path / "gv.onnx"
+    _export(gv, 8, ["z_f"], path)
+    assert check(gv, path, 8) < 1e-4  # the rescaling exports to ONNX and runs the same in ONNX Runtime
+
+
 def test_projection_is_a_unit_norm_buffer():
     disc = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=3)
     w = disc.projection.weight

@@ -171,7 +171,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--no-minibatch-std", "--log-every", "2", "--eval-every", "2", "--sample-every", "4",
         "--checkpoint-every", "2", "--keep-checkpoints", "2", "--amp", "--g-width", "8", "--video-length", "31",
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
-        "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
+        "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -187,7 +187,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert (f.d_count, f.d_width, f.minibatch_std, f.g_width, f.amp) == (2, 3, False, 8, True)
     assert f.total_steps == 4  # 2 epochs of 8 sequences in batches of 4
     assert (v["video_length"], v["fc"], v["seq_features"], v["lstm_hidden"], v["lstm_layers"]) == (31, [8, 16], 4, 5, 1)
-    assert v["zf_scale"] == 2.5 and v["data_length"] == 31 and v["instance_noise"] == 0.2
+    assert v["zf_scale"] == 2.5 and v["zf_sphere"] and v["data_length"] == 31 and v["instance_noise"] == 0.2
     assert v["mode_seeking"] == 0.5 and f.mode_seeking == 0.5 and v["spectral_norm"] and f.spectral_norm
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]

@@ -109,6 +109,7 @@ class VideoConfig(StageConfig):
     lstm_hidden: int = _f(256, "LSTM units per direction")
     lstm_layers: int = _f(2, "stacked bidirectional LSTM layers")
     zf_scale: float = _f(1.0, "scale of G_V's tanh outputs z_F (paper: 1)")
+    zf_sphere: bool = _f(False, "rescale each z_F to norm zf_scale * sqrt(latent), where N(0, I) samples lie")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -62,7 +62,9 @@ class SequenceGenerator(nn.Module):
 
     Dense encoder latent -> fc[0] -> ... -> frames * seq_features (BN + ReLU each), read as a
     sequence (B, frames, seq_features), a 2-layer bidirectional LSTM, then Linear -> tanh per step.
-    ``out_scale`` multiplies the tanh output (1 in the paper).
+    ``out_scale`` multiplies the tanh output (1 in the paper). ``sphere`` (not the paper's) then
+    rescales each z_F to norm ``out_scale * sqrt(frame_latent)``: the shell where N(0, I) samples,
+    the z that G_F was trained on, lie.
     """
 
     def __init__(
@@ -76,9 +78,11 @@ class SequenceGenerator(nn.Module):
         lstm_hidden: int = 256,
         lstm_layers: int = 2,
         out_scale: float = 1.0,
+        sphere: bool = False,
     ) -> None:
         super().__init__()
         self.frames, self.seq_features, self.out_scale = frames, seq_features, out_scale
+        self.radius = out_scale * frame_latent**0.5 if sphere else None
         dims = [latent, *fc, frames * seq_features]
         layers: list[nn.Module] = []
         for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
@@ -91,7 +95,10 @@ class SequenceGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.encoder(z).view(-1, self.frames, self.seq_features)  # (B, T, seq_features)
         h, _ = self.lstm(h)  # (B, T, 2 * hidden)
-        return torch.tanh(self.head(h)) * self.out_scale  # (B, T, frame_latent)
+        zf = torch.tanh(self.head(h))  # (B, T, frame_latent)
+        if self.radius is not None:
+            return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        return zf * self.out_scale
 
 
 class VideoGenerator(nn.Module):
