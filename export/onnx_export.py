@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,18 +162,24 @@ def export_variant(
             final = out / path.name
             os.replace(path, final)
             files[kind] = {"file": final.name, "sha256": sha256(final), "max_abs_diff_vs_torch": parity}
-    entry = {**meta, "training": {"frames": training_record(gf_cfg), "video": training_record(gv_cfg)},
-             "files": files, "table1": table}  # fmt: skip
+    training = {"frames": training_record(gf_cfg, gf_source["step"]), "video": training_record(gv_cfg, video["step"])}
+    entry = {**meta, "training": training, "files": files, "table1": table}
     if swap_frames is not None:
-        entry["training"]["swapped_frames"] = training_record(used_cfg)
+        entry["training"]["swapped_frames"] = training_record(used_cfg, used_source["step"])
     update_manifest(out, name, entry, make_default)
     return entry
 
 
-def training_record(cfg: StageConfig) -> dict[str, Any]:
+def training_record(cfg: StageConfig, step: int | None = None) -> dict[str, Any]:
     """How a stage was trained, for the model card: the command line that reproduces its config
-    (preset + every override; data and output paths aside) and the data set's size and seed."""
+    (preset + every override; data and output paths aside) and the data set's size and seed.
+
+    ``step``: the step of the checkpoint exported. A run stopped or picked before its planned end is
+    reproduced by ``--steps <step>`` (randomness is a function of seed and step, the learning rates
+    constant), so that is what the command says."""
     stage = FRAMES if isinstance(cfg, FramesConfig) else VIDEO
+    if step is not None and step != cfg.total_steps:
+        cfg = replace(cfg, steps=step)
     base = make_config(stage, cfg.preset)
     flags = []
     for f in fields(cfg):

@@ -98,6 +98,17 @@ def test_cli_records_table_and_default(smoke_runs, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_training_record_names_the_exported_step():
+    from training.config import make_config
+
+    cfg = make_config("video", "cpu", {"instance_noise": 0.2, "steps": 6000})
+    assert onnx_export.training_record(cfg)["command"].endswith("--preset cpu --instance-noise 0.2")
+    picked = onnx_export.training_record(cfg, step=5000)  # a checkpoint before the run's end
+    assert picked["command"].endswith("--steps 5000 --instance-noise 0.2") and picked["steps"] == 5000
+    resumed = onnx_export.training_record(make_config("frames", "cpu", {"steps": 18000}), step=16000)
+    assert resumed["command"] == "python -m training.run --stage frames --preset cpu --steps 16000"
+
+
 def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):
     from export.samples import main as samples
     from inference.media import encode_gif, to_pixels
