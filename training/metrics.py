@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import distance
 
 from training import data
 from training.data import BOX, RADIUS
@@ -175,11 +176,8 @@ def between_videos(videos: np.ndarray) -> dict[str, float]:
     """How different the videos of a set are from each other (mode collapse across z_v shows here,
     not in Table 1): over all pairs, the mean binarised squared distance between their frames at
     the same time step, and the fraction of pairs closer than NEAR_IDENTICAL."""
-    b = binarize(videos)
-    flat = b.reshape(len(b), -1).astype(np.float64)
-    sq = (flat**2).sum(axis=1)
-    dist = (sq[:, None] + sq[None, :] - 2 * flat @ flat.T) / flat.shape[1]
-    pairs = dist[np.triu_indices(len(b), k=1)]
+    flat = binarize(videos).reshape(len(videos), -1)
+    pairs = distance.pdist(flat, "sqeuclidean") / flat.shape[1]  # every pair once
     return {"mean": float(pairs.mean()), "near_identical_fraction": float((pairs < NEAR_IDENTICAL).mean())}
 
 
