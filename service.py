@@ -31,12 +31,13 @@ import numpy as np
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
+from balls.metrics import consecutive_frame_mse, count_balls
+from balls.pixels import to_pixels, to_signed
 from inference.batching import BATCH_VIDEOS, MicroBatcher, Overloaded
 from inference.gallery import make_gallery
 from inference.http import RequestGuard
-from inference.media import MEDIA_TYPES, encode_png, encode_video, to_pixels, to_signed
+from inference.media import MEDIA_TYPES, encode_png, encode_video
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
-from training.metrics import consecutive_frame_mse, count_balls
 
 log = logging.getLogger("bentoml.bouncing")  # under "bentoml": shown in the server log
 MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training import data
-from training import reference as ref
+from balls import reference as ref
+from balls.render import render
+from balls.sequences import BLOCK, generate
+from balls.simulator import initial_state, simulate
+from training.data import write_dataset
 
 
 def timed(fn, *args, **kwargs) -> float:
@@ -31,26 +34,26 @@ def timed(fn, *args, **kwargs) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loop-sequences", type=int, default=40, help="sequences per loop-version run")
-    parser.add_argument("--blocks", type=int, default=3, help=f"blocks of {data.BLOCK} sequences per vectorised run")
+    parser.add_argument("--blocks", type=int, default=3, help=f"blocks of {BLOCK} sequences per vectorised run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each; the median is reported")
     parser.add_argument("--write-sequences", type=int, default=5000, help="slice written to disk for the projection")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
 
-    n_vec = args.blocks * data.BLOCK
+    n_vec = args.blocks * BLOCK
     loop_rates, vec_rates, render_share = [], [], []
     for r in range(args.repeats):
         rng = np.random.default_rng(r)
         loop_rates.append(args.loop_sequences / timed(ref.generate_loop, rng, args.loop_sequences, 3))
-        vec_rates.append(n_vec / timed(data.generate, n_vec, 3, 128, 30, seed=r))
-        pos, vel = data.initial_state(np.random.default_rng(r), data.BLOCK, 3)
-        t_sim = timed(data.simulate, pos, vel, 128)
-        traj = data.simulate(pos, vel, 128)
-        t_render = timed(data.render, traj.positions, 30, as_uint8=True)
+        vec_rates.append(n_vec / timed(generate, n_vec, 3, 128, 30, seed=r))
+        pos, vel = initial_state(np.random.default_rng(r), BLOCK, 3)
+        t_sim = timed(simulate, pos, vel, 128)
+        traj = simulate(pos, vel, 128)
+        t_render = timed(render, traj.positions, 30, as_uint8=True)
         render_share.append(t_render / (t_sim + t_render))
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_rate = data.write_dataset(os.path.join(tmp, "slice.npy"), args.write_sequences, 3, seed=10)
+        write_rate = write_dataset(os.path.join(tmp, "slice.npy"), args.write_sequences, 3, seed=10)
 
     loop, vec = statistics.median(loop_rates), statistics.median(vec_rates)
     result = {

@@ -22,7 +22,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.media import encode_gif, encode_mp4, to_pixels, upscale  # noqa: E402
+from balls.pixels import to_pixels, upscale  # noqa: E402
+from inference.media import encode_gif, encode_mp4  # noqa: E402
 from inference.models import latent_from_seed, load_variants  # noqa: E402
 
 

@@ -187,7 +187,7 @@ def matmul_deconv_video(entry: dict, path: Path):
 def torch_generators(entry: dict):
     """(G_F, G_V) in PyTorch from the checkpoints the manifest names; None without torch or them."""
     try:
-        from training.run import load_frame_generator, load_sequence_generator
+        from training.build import load_frame_generator, load_sequence_generator
     except ImportError:
         return None
     sources = entry["sources"]

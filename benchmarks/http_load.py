@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.serving import bentoml_serve  # noqa: E402
+from inference.local_server import bentoml_serve  # noqa: E402
 
 
 def free_port() -> int:

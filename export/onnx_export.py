@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import warnings
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,16 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from balls import manifest as card
+from balls.digest import sha256
 from training import checkpoint
-from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, make_config
+from training.build import load_frame_generator, load_sequence_generator, same_state
+from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, flags_of
 from training.networks import FrameGenerator, VideoGenerator
-from training.run import load_frame_generator, load_sequence_generator, same_state, sha256
 
 OPSET = 17
 TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 17)
-MANIFEST_FORMAT = 1
 
 
 class ExportError(RuntimeError):
@@ -166,7 +167,7 @@ def export_variant(
     entry = {**meta, "training": training, "files": files, "table1": table}
     if swap_frames is not None:
         entry["training"]["swapped_frames"] = training_record(used_cfg, used_source["step"])
-    update_manifest(out, name, entry, make_default)
+    card.record(out, name, entry, make_default)
     return entry
 
 
@@ -180,36 +181,11 @@ def training_record(cfg: StageConfig, step: int | None = None) -> dict[str, Any]
     stage = FRAMES if isinstance(cfg, FramesConfig) else VIDEO
     if step is not None and step != cfg.total_steps:
         cfg = replace(cfg, steps=step)
-    base = make_config(stage, cfg.preset)
-    flags = []
-    for f in fields(cfg):
-        value, default = getattr(cfg, f.name), getattr(base, f.name)
-        if f.name == "preset" or value == default:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
-        elif isinstance(value, tuple):
-            flags.append(f"{flag} {','.join(str(v) for v in value)}")
-        else:
-            flags.append(f"{flag} {value}")
     return {
-        "command": " ".join(["python -m training.run", f"--stage {stage}", f"--preset {cfg.preset}", *flags]),
+        "command": " ".join(["python -m training.run", f"--stage {stage}", f"--preset {cfg.preset}", *flags_of(cfg)]),
         "steps": cfg.total_steps, "batch": cfg.batch, "balls": cfg.balls,
         "data": {"sequences": cfg.data_sequences, "length": cfg.data_length, "seed": cfg.seed},
     }  # fmt: skip
-
-
-def update_manifest(out: Path, name: str, entry: dict[str, Any], make_default: bool) -> dict[str, Any]:
-    path = out / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {"format": MANIFEST_FORMAT, "variants": {}}
-    manifest["variants"][name] = entry
-    if make_default or manifest.get("default") not in manifest["variants"]:
-        manifest["default"] = name
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
-    return manifest
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         entry = export_variant(
             args.frames, args.video, args.name, args.out, args.swap_frames, table, args.default, args.note
         )
-    except (ExportError, checkpoint.CheckpointError) as exc:
+    except (ExportError, checkpoint.CheckpointError, card.ManifestError) as exc:
         print(f"export refused: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     for kind, f in entry["files"].items():

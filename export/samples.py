@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.media import encode_gif, to_pixels
+from balls.metrics import consecutive_frame_mse
+from balls.pixels import to_pixels, to_signed
+from balls.sequences import real_video
+from inference.media import encode_gif
 from inference.models import latent_from_seed, load_variants
-from training import data
-from training.metrics import consecutive_frame_mse
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,10 +42,10 @@ def main(argv: list[str] | None = None) -> None:
         balls.add(variant.entry.get("frames_balls", 3))
     for n in sorted(balls):
         for s in seeds:
-            video = data.real_video(s, n)
+            video = real_video(s, n)
             path = args.out / f"real-{n}ball{'s' if n > 1 else ''}-seed{s}.gif"
             path.write_bytes(encode_gif(video, args.fps, args.scale))
-            print(f"{path}  MSE {consecutive_frame_mse(data.to_signed(video)):.4f}")
+            print(f"{path}  MSE {consecutive_frame_mse(to_signed(video)):.4f}")
 
 
 if __name__ == "__main__":

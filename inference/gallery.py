@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from balls.metrics import consecutive_frame_mse
+from balls.pixels import to_signed
+from balls.sequences import real_video
 from inference.media import encode_video
-from training import data
-from training.metrics import consecutive_frame_mse
 
 PAGE = Path(__file__).with_name("gallery.html")
 LIMITS = {"balls": (1, 5), "seed": (0, 2**31 - 1), "count": (1, 16), "scale": (1, 8)}
@@ -44,11 +45,11 @@ async def real(request: Request) -> JSONResponse:
     params = _int_params(request)
     if isinstance(params, JSONResponse):
         return params
-    videos = [data.real_video(params["seed"] + i, params["balls"]) for i in range(params["count"])]
+    videos = [real_video(params["seed"] + i, params["balls"]) for i in range(params["count"])]
     items = [
         {
             "seed": params["seed"] + i,
-            "mse": float(consecutive_frame_mse(data.to_signed(v))),
+            "mse": float(consecutive_frame_mse(to_signed(v))),
             "data": base64.b64encode(encode_video(v, "gif", 10, params["scale"])).decode("ascii"),
         }
         for i, v in enumerate(videos)

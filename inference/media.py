@@ -1,4 +1,4 @@
-"""Encode generated frames: GIF and MP4 (PyAV, in-process) and PNG (Pillow)."""
+"""Encode video pixels (uint8, ``balls.pixels``): GIF and MP4 (PyAV, in-process) and PNG (Pillow)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from balls.pixels import upscale
+
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "png": "image/png"}
-
-
-def to_pixels(frames: np.ndarray) -> np.ndarray:
-    """Frames in [-1, 1] -> uint8 round(127.5 * (x + 1)), with the binarisation kept exact:
-    pixel >= 128 exactly where x > 0, so the paper's metric computed on decoded pixels (via
-    ``to_signed``) equals the metric of the generated frames."""
-    px = np.clip(np.rint((frames + 1.0) * 127.5), 0, 255)
-    px = np.where(frames > 0, np.maximum(px, 128), np.minimum(px, 127))
-    return px.astype(np.uint8)
-
-
-def to_signed(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [-1, 1] (x > 0 exactly where pixel >= 128)."""
-    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-
-
-def upscale(pixels: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of (..., H, W) by an integer factor."""
-    return pixels.repeat(scale, axis=-2).repeat(scale, axis=-1) if scale > 1 else pixels
 
 
 def encode_gif(pixels: np.ndarray, fps: int, scale: int) -> bytes:

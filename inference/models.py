@@ -7,7 +7,6 @@ names that is not there, a truncated or foreign ONNX file, or a model with the w
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from balls import manifest as card
 
 log = logging.getLogger("bentoml.bouncing")
 
@@ -90,32 +91,18 @@ def _check_io(path: Path, session: ort.InferenceSession, kind: str, latent: int,
                          f"{kind} (batch, {', '.join(map(str, expected_out))})")  # fmt: skip
 
 
-def load_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise ModelError(f"{path}: manifest missing (export models with `python -m export`)")
-    try:
-        manifest = json.loads(path.read_text())
-        variants = manifest["variants"]
-        if not variants or manifest.get("default") not in variants:
-            raise KeyError("default")
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: not a valid manifest ({type(exc).__name__}: {exc})") from None
-    return manifest
-
-
 def load_variants(folder: str | os.PathLike) -> tuple[dict[str, Variant], str]:
     """All variants of a models folder and the default's name; raises ModelError on any problem."""
     folder = Path(folder)
-    manifest = load_manifest(folder)
+    try:
+        manifest = card.read(folder)
+    except card.ManifestError as exc:
+        raise ModelError(str(exc)) from None
     opts, provider_list = session_options(), providers()
     variants = {}
     for name, entry in manifest["variants"].items():
-        try:
-            latent, length = int(entry["latent"]), int(entry["frames"])
-            files = {kind: folder / entry["files"][kind]["file"] for kind in ("frames", "video")}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{folder / 'manifest.json'}: variant {name!r} lacks {exc}") from None
+        latent, length = entry["latent"], entry["frames"]
+        files = {kind: card.model_file(folder, entry, kind)[0] for kind in card.KINDS}
         sessions = {}
         for kind, path in files.items():
             sessions[kind] = _session(path, opts, provider_list)
@@ -123,7 +110,7 @@ def load_variants(folder: str | os.PathLike) -> tuple[dict[str, Variant], str]:
         variants[name] = Variant(name, entry, sessions["frames"], sessions["video"], latent, length)
     shapes = {(v.latent, v.length) for v in variants.values()}
     if len(shapes) > 1:
-        raise ModelError(f"{folder / 'manifest.json'}: variants differ in latent size or length: {sorted(shapes)}")
+        raise ModelError(f"{card.path_of(folder)}: variants differ in latent size or length: {sorted(shapes)}")
     log.info("loaded %d model variant(s) from %s on %s", len(variants), folder, provider_list)
     return variants, manifest["default"]
 

@@ -1,4 +1,4 @@
-"""The simulator, renderer, data-set file and readers of training.data (and the torch views)."""
+"""The simulator and renderer (balls), the data-set file and readers of training.data (and the torch views)."""
 
 import subprocess
 import sys
@@ -7,47 +7,49 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from training import data, metrics
-from training import reference as ref
+from balls import metrics, pixels, sequences, simulator
+from balls import reference as ref
+from balls import render as renderer
+from training import data
 
 
 def test_same_seed_same_bytes_whatever_the_chunking():
-    a = data.generate(12, 3, length=20, res=30, seed=3)
-    b = data.generate(12, 3, length=20, res=30, seed=3)
+    a = sequences.generate(12, 3, length=20, res=30, seed=3)
+    b = sequences.generate(12, 3, length=20, res=30, seed=3)
     assert a.dtype == np.uint8 and a.shape == (12, 20, 30, 30)
     assert a.tobytes() == b.tobytes()
-    assert not np.array_equal(a, data.generate(12, 3, length=20, res=30, seed=4))
+    assert not np.array_equal(a, sequences.generate(12, 3, length=20, res=30, seed=4))
     # sequence 1005 lives in block 1: producing 1010 sequences or block 1 alone gives the same bytes
-    many = data.generate(1010, 2, length=4, res=16, seed=3)
-    assert np.array_equal(many[1005], data.generate_block(3, 1, 2, 4, 16)[5])
-    assert np.array_equal(many[:12], data.generate(12, 2, length=4, res=16, seed=3))
+    many = sequences.generate(1010, 2, length=4, res=16, seed=3)
+    assert np.array_equal(many[1005], sequences.generate_block(3, 1, 2, 4, 16)[5])
+    assert np.array_equal(many[:12], sequences.generate(12, 2, length=4, res=16, seed=3))
 
 
 def test_start_has_no_overlap_and_no_wall_contact():
-    pos, vel = data.initial_state(np.random.default_rng(0), 5000, 4)
-    assert (pos - data.RADIUS >= 0).all() and (pos + data.RADIUS <= data.BOX).all()
+    pos, vel = simulator.initial_state(np.random.default_rng(0), 5000, 4)
+    assert (pos - simulator.RADIUS >= 0).all() and (pos + simulator.RADIUS <= simulator.BOX).all()
     i, j = np.triu_indices(4, 1)
-    assert (np.linalg.norm(pos[:, i] - pos[:, j], axis=-1) >= 2 * data.RADIUS).all()
-    assert np.allclose(np.sqrt((vel**2).sum(axis=(1, 2))), data.SPEED_NORM)
+    assert (np.linalg.norm(pos[:, i] - pos[:, j], axis=-1) >= 2 * simulator.RADIUS).all()
+    assert np.allclose(np.sqrt((vel**2).sum(axis=(1, 2))), simulator.SPEED_NORM)
 
 
 def test_energy_is_conserved_and_balls_stay_in_the_box():
-    pos, vel = data.initial_state(np.random.default_rng(1), 500, 3)
-    traj = data.simulate(pos, vel, 128)
+    pos, vel = simulator.initial_state(np.random.default_rng(1), 500, 3)
+    traj = simulator.simulate(pos, vel, 128)
     energy = (traj.velocities**2).sum(axis=(2, 3))  # (N, T)
-    assert np.allclose(energy, data.SPEED_NORM**2, rtol=0, atol=1e-12)
+    assert np.allclose(energy, simulator.SPEED_NORM**2, rtol=0, atol=1e-12)
     assert traj.wall_bounces.sum() > 1000 and traj.collisions.sum() > 100  # the test saw both events
     p = traj.positions
-    assert (p > 0).all() and (p < data.BOX).all()
+    assert (p > 0).all() and (p < simulator.BOX).all()
     # a centre passes r from a wall by at most two sub-steps (a collision can turn it back into the
     # wall once) before the wall turns it round
-    slack = 2 * data.EPS * np.abs(traj.velocities).max()
-    assert (p >= data.RADIUS - slack).all() and (p <= data.BOX - data.RADIUS + slack).all()
+    slack = 2 * simulator.EPS * np.abs(traj.velocities).max()
+    assert (p >= simulator.RADIUS - slack).all() and (p <= simulator.BOX - simulator.RADIUS + slack).all()
 
 
 def test_vectorised_simulation_equals_the_loop_version_from_the_same_start():
-    pos, vel = data.initial_state(np.random.default_rng(2), 40, 3)
-    traj = data.simulate(pos, vel, 128)
+    pos, vel = simulator.initial_state(np.random.default_rng(2), 40, 3)
+    traj = simulator.simulate(pos, vel, 128)
     for s in range(40):
         positions, walls, hits = ref.simulate_loop(pos[s], vel[s], 128)
         np.testing.assert_allclose(traj.positions[s], positions, rtol=0, atol=1e-9)
@@ -66,10 +68,11 @@ def test_vectorised_generator_agrees_with_the_loop_version_in_distribution():
         loop_walls.append(walls)
         loop_hits.append(hits)
         frames = np.rint(ref.render_loop(positions[:30], 30) * 255).astype(np.uint8)
-        loop_mse.append(metrics.consecutive_frame_mse(data.to_signed(frames)))
-    pos, vel = data.initial_state(np.random.default_rng(6), n_vec, 3)
-    traj = data.simulate(pos, vel, 128)
-    vec_mse = metrics.consecutive_frame_mse(data.to_signed(data.render(traj.positions[:, :30], 30, as_uint8=True)))
+        loop_mse.append(metrics.consecutive_frame_mse(pixels.to_signed(frames)))
+    pos, vel = simulator.initial_state(np.random.default_rng(6), n_vec, 3)
+    traj = simulator.simulate(pos, vel, 128)
+    vec_frames = renderer.render(traj.positions[:, :30], 30, as_uint8=True)
+    vec_mse = metrics.consecutive_frame_mse(pixels.to_signed(vec_frames))
     pairs = [
         (np.concatenate(loop_speed), np.linalg.norm(vel, axis=2).ravel()),
         (np.array(loop_walls), traj.wall_bounces),
@@ -84,24 +87,24 @@ def test_vectorised_generator_agrees_with_the_loop_version_in_distribution():
 
 
 def test_render_matches_the_reference_formula():
-    pos, vel = data.initial_state(np.random.default_rng(3), 20, 3)
-    centres = data.simulate(pos, vel, 64).positions
-    fast = data.render(centres, 30)
+    pos, vel = simulator.initial_state(np.random.default_rng(3), 20, 3)
+    centres = simulator.simulate(pos, vel, 64).positions
+    fast = renderer.render(centres, 30)
     assert fast.dtype == np.float32 and fast.shape == (20, 64, 30, 30)
-    np.testing.assert_allclose(fast, data.render_dense(centres, 30), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fast, renderer.render_dense(centres, 30), rtol=0, atol=1e-6)
     np.testing.assert_allclose(fast[0], ref.render_loop(centres[0], 30), rtol=0, atol=1e-6)
     # stored bytes: at most a rounding tie in a million pixels may differ, and only by one level
-    u8 = data.render(centres, 30, as_uint8=True).astype(int)
-    diff = np.abs(u8 - data.to_uint8(data.render_dense(centres, 30)).astype(int))
+    u8 = renderer.render(centres, 30, as_uint8=True).astype(int)
+    diff = np.abs(u8 - pixels.to_uint8(renderer.render_dense(centres, 30)).astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-5
     # one thread or several, any resolution: the same frames
-    np.testing.assert_array_equal(data.render(centres, 30, workers=1), fast)
-    assert data.render(centres[:2, :3], 17).shape == (2, 3, 17, 17)
+    np.testing.assert_array_equal(renderer.render(centres, 30, workers=1), fast)
+    assert renderer.render(centres[:2, :3], 17).shape == (2, 3, 17, 17)
 
 
 def test_render_geometry():
     # a ball at (x=2.5, y=7.5) lights column 7.5 and row 22.5 of a 30-pixel frame: x is the column
-    frame = data.render(np.array([[[2.5, 7.5]]]), 30)[0]
+    frame = renderer.render(np.array([[[2.5, 7.5]]]), 30)[0]
     r, c = np.unravel_index(frame.argmax(), frame.shape)
     assert (r, c) == (22, 7)
     assert frame.max() == pytest.approx(1.0, abs=1e-3) and frame.min() >= 0
@@ -120,7 +123,7 @@ def test_cli_writes_a_memory_mappable_npy(tmp_path, capsys):
     assert "sequences/s" in capsys.readouterr().out
     arr = data.open_dataset(out)
     assert isinstance(arr, np.memmap) and arr.shape == (7, 12, 20, 20) and arr.dtype == np.uint8
-    assert np.array_equal(arr, data.generate(7, 2, length=12, res=20, seed=5))
+    assert np.array_equal(arr, sequences.generate(7, 2, length=12, res=20, seed=5))
     assert [p.name for p in out.parent.iterdir()] == ["bb.npy"]  # no partial file left behind
 
 
@@ -163,13 +166,13 @@ def test_open_dataset_explains_bad_files(tmp_path):
 
 
 def test_sampling_windows_and_frames():
-    seqs = data.generate(10, 3, length=40, res=30, seed=1)
+    seqs = sequences.generate(10, 3, length=40, res=30, seed=1)
     rng = np.random.default_rng(0)
     w = data.sample_windows(seqs, rng, 6, length=30)
     f = data.sample_frames(seqs, rng, 5)
     assert w.shape == (6, 30, 30, 30) and f.shape == (5, 30, 30)
     assert w.dtype == np.float32 and w.min() >= -1 and w.max() <= 1 and w.max() > 0.9
-    assert np.isin(data.to_signed(seqs).reshape(-1, 900).tolist()[0][0], w).any()
+    assert np.isin(pixels.to_signed(seqs).reshape(-1, 900).tolist()[0][0], w).any()
     with pytest.raises(ValueError):
         data.sample_windows(seqs, rng, 2, length=41)
 

@@ -10,8 +10,8 @@ import torch
 
 from export import onnx_export
 from export.onnx_export import ExportError, export_variant, main
+from training.build import load_frame_generator
 from training.networks import VideoGenerator
-from training.run import load_frame_generator
 
 
 def run_onnx(path, z):
@@ -110,8 +110,9 @@ def test_training_record_names_the_exported_step():
 
 
 def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):
+    from balls.pixels import to_pixels
     from export.samples import main as samples
-    from inference.media import encode_gif, to_pixels
+    from inference.media import encode_gif
     from inference.models import latent_from_seed, load_variants
     from tests.serving import decode_gif
 
@@ -132,6 +133,6 @@ def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):
     assert (tmp_path / "3balls-seed4.gif").read_bytes() == encode_gif(video, 10, 2)
     real = decode_gif((tmp_path / "real-3balls-seed3.gif").read_bytes())
     assert real.shape == (30, 60, 60)
-    from training.data import real_video
+    from balls.sequences import real_video
 
     assert np.array_equal(real[:, ::2, ::2], real_video(3, 3))  # the gallery's real video for seed 3

@@ -6,18 +6,19 @@ import av
 import numpy as np
 from PIL import Image
 
+from balls import pixels
 from inference import media
 from tests.serving import decode_gif
 
 
 def test_pixels_keep_the_binarisation_exact():
     x = np.array([-1.0, -0.5, -1e-3, -1e-9, 0.0, 1e-9, 1e-3, 0.5, 1.0, 1.5, -2.0], dtype=np.float32)
-    px = media.to_pixels(x)
+    px = pixels.to_pixels(x)
     assert px.tolist() == [0, 64, 127, 127, 127, 128, 128, 191, 255, 255, 0]
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(-1, 1, 10_000), rng.normal(0, 1e-6, 10_000)]).astype(np.float32)
-    assert np.array_equal(media.to_signed(media.to_pixels(x)) > 0, x > 0)
-    assert np.abs(media.to_signed(media.to_pixels(x)) - x).max() <= 1 / 127.5 + 1e-6
+    assert np.array_equal(pixels.to_signed(pixels.to_pixels(x)) > 0, x > 0)
+    assert np.abs(pixels.to_signed(pixels.to_pixels(x)) - x).max() <= 1 / 127.5 + 1e-6
 
 
 def test_gif_is_lossless_with_every_frame():
@@ -25,7 +26,7 @@ def test_gif_is_lossless_with_every_frame():
     px[10:] = np.arange(900, dtype=np.uint8).reshape(30, 30)  # 20 identical frames after 10 black ones
     data = media.encode_gif(px, fps=20, scale=3)
     frames = decode_gif(data)
-    assert frames.shape == (30, 90, 90) and np.array_equal(frames, media.upscale(px, 3))
+    assert frames.shape == (30, 90, 90) and np.array_equal(frames, pixels.upscale(px, 3))
     assert Image.open(io.BytesIO(data)).info["duration"] == 50 and media.encode_gif(px, 20, 3) == data
 
 
@@ -37,7 +38,7 @@ def test_mp4_decodes_to_the_frames():
         assert stream.codec_context.name == "h264" and stream.average_rate == 10
         frames = np.stack([f.to_ndarray(format="gray") for f in container.decode(video=0)])
     assert frames.shape == (30, 120, 120)
-    assert np.abs(frames.astype(int) - media.upscale(px, 4)).mean() < 3
+    assert np.abs(frames.astype(int) - pixels.upscale(px, 4)).mean() < 3
     assert media.encode_mp4(px, 10, 4) == data
 
 

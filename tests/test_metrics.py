@@ -1,4 +1,4 @@
-"""The Table 1 metric, ball counts and motion statistics of training.metrics."""
+"""The Table 1 metric, ball counts and motion statistics of balls.metrics."""
 
 import subprocess
 import sys
@@ -6,12 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from training import data, metrics
+from balls import metrics, pixels, sequences
+from balls import render as renderer
 
 
 def render_path(path_xy: np.ndarray) -> np.ndarray:
     """One ball following centres (T, 2) in box units, as a float32 video (T, 30, 30) in [-1, 1]."""
-    return data.to_signed(data.render(np.asarray(path_xy)[None, :, None, :], 30, as_uint8=True))[0]
+    return pixels.to_signed(renderer.render(np.asarray(path_xy)[None, :, None, :], 30, as_uint8=True))[0]
 
 
 def test_static_video_scores_zero():
@@ -44,9 +45,9 @@ def test_summary_is_mean_and_population_std():
 
 def test_counts_are_exact_on_separated_balls_and_merge_touching_ones():
     centres = np.array([[[2.0, 2.0], [8.0, 2.0], [5.0, 8.0]], [[2.0, 2.0], [8.0, 2.0], [2.0, 8.0]]])
-    frames = data.to_signed(data.render(centres, 30, as_uint8=True))
+    frames = pixels.to_signed(renderer.render(centres, 30, as_uint8=True))
     assert metrics.count_balls(frames).tolist() == [3, 3]
-    touching = data.to_signed(data.render(np.array([[[4.0, 5.0], [6.0, 5.0]]]), 30, as_uint8=True))
+    touching = pixels.to_signed(renderer.render(np.array([[[4.0, 5.0], [6.0, 5.0]]]), 30, as_uint8=True))
     assert metrics.count_balls(touching).tolist() == [1]
     assert metrics.count_balls(-np.ones((2, 4, 30, 30))).shape == (2, 4)
     hist = metrics.count_histogram(np.array([0, 1, 1, 3, 9]))
@@ -97,13 +98,13 @@ def test_real_data_has_no_unexplained_turns(real_windows, n_balls):
 
 @pytest.mark.parametrize("n_balls,expected", [(1, 0.0779), (3, 0.2061)])
 def test_distance_between_independent_real_frames(n_balls, expected):
-    frames = data.to_signed(data.generate(400, n_balls, length=128, seed=12)).reshape(-1, 30, 30)
+    frames = pixels.to_signed(sequences.generate(400, n_balls, length=128, seed=12)).reshape(-1, 30, 30)
     value = metrics.mean_pair_distance(frames, np.random.default_rng(0), pairs=4000)
     assert value == pytest.approx(expected, rel=0.04)
 
 
 def test_distance_between_videos_shows_collapse():
-    real = data.to_signed(data.generate(10, 3, length=30, seed=4))
+    real = pixels.to_signed(sequences.generate(10, 3, length=30, seed=4))
     apart = metrics.between_videos(real)
     assert apart["mean"] == pytest.approx(0.206, rel=0.15)  # independent videos: like independent frames
     assert apart["near_identical_fraction"] == 0.0
@@ -113,7 +114,8 @@ def test_distance_between_videos_shows_collapse():
 
 
 def test_metrics_import_without_torch():
-    code = "import sys, training.metrics, training.data; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, balls.metrics, balls.sequences, balls.manifest, training.data, training.config; "
+    code += "assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from training.build import build_discriminators, build_frame_generator, build_sequence_generator
 from training.config import make_config
 from training.networks import (
     DiscriminatorEnsemble,
@@ -11,7 +12,6 @@ from training.networks import (
     VideoGenerator,
     parameter_count,
 )
-from training.run import build_discriminators, build_frame_generator, build_sequence_generator
 
 
 def test_paper_sizes_match_design():

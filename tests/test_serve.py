@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from balls.metrics import consecutive_frame_mse
 from tests.conftest import ROOT, env_with, free_port
 from tests.serving import bentoml_serve, decode_gif
-from training.metrics import consecutive_frame_mse
 
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 SCALE = 4

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from balls.metrics import consecutive_frame_mse
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants
 from tests.serving import decode_gif
-from training.metrics import consecutive_frame_mse
 
 
 @pytest.fixture(scope="module")

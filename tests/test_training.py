@@ -12,7 +12,8 @@ import torch
 from training import checkpoint, data
 from training.config import FramesConfig, VideoConfig, make_config
 from training.loop import fit, resolve_device
-from training.run import frames_stage, main
+from training.run import main
+from training.stages import frames_stage
 
 SMOKE = ["--preset", "smoke", "--no-progress"]
 
@@ -163,6 +164,31 @@ def test_data_options(tmp_path):
         run(tmp_path / "bad", "--stage", "frames", "--data", str(tmp_path / "nope.npy"))
 
 
+def test_flags_the_stage_does_not_use_are_refused(tmp_path, capsys):
+    cases = [
+        (["--stage", "frames", "--lstm-hidden", "5"], "--lstm-hidden is a setting of the video stage; --stage frames"),
+        (["--stage", "video", "--g-width", "8"], "--g-width is a setting of the frames stage; --stage video"),
+        (["--stage", "frames", "--frames-checkpoint", "x.pt"], "--frames-checkpoint is a setting of the video stage"),
+        (["--stage", "frames", "--data", "set.npy", "--data-sequences", "9"], "--data-sequences describes a generated"),
+    ]
+    for flags, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            main(["--preset", "smoke", "--out", str(tmp_path / "x"), *flags])
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    main(["--preset", "smoke", "--stage", "all", "--out", str(tmp_path / "ok"), "--lstm-hidden", "5", "--dry-run"])
+
+
+def test_epochs_count_the_sequences_of_the_data_file(tmp_path):
+    path = tmp_path / "set.npy"
+    data.write_dataset(path, 20, 1, length=40, seed=1)  # the smoke preset's own data set would have 16
+    run(tmp_path / "run", "--stage", "frames", "--epochs", "3", "--data", str(path), "--balls", "1")
+    cfg = json.loads((tmp_path / "run" / "frames" / "config.json").read_text())
+    assert (cfg["data_sequences"], cfg["data_length"]) == (20, 40)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "frames" / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6  # 3 epochs of 20 // 8 = 2 batches (the preset's 4 steps are replaced)
+
+
 def test_every_config_flag_reaches_the_config(tmp_path):
     run(
         tmp_path, "--stage", "all", "--epochs", "2", "--data-sequences", "8", "--data-length", "31", "--seed", "3",
@@ -199,7 +225,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     main(["--preset", "paper", "--stage", "all", "--out", str(tmp_path), "--dry-run"])
     out = capsys.readouterr().out
     assert "27,682,305 trained parameters" in out and "48 x 10,508,033 parameters" in out
-    assert "78,125 steps of batch 64" in out and "16 x " in out
+    assert "78,100 steps of batch 64" in out and "16 x " in out  # 50 epochs of 100,000 // 64 batches
     assert not any(tmp_path.rglob("*.pt")) and not (tmp_path / "data").exists()
 
 

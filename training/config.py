@@ -1,4 +1,5 @@
-"""Training configuration: one frozen dataclass per stage, with named presets.
+"""Training configuration: one frozen dataclass per stage, with named presets, and the one mapping
+between config fields and command-line flags (``add_flags``, ``flags_of``).
 
 `paper` is the paper's setting exactly; `cpu` is reduced to train each stage on a 2-core CPU in
 about 45 minutes (with the anti-collapse minibatch-stddev feature DESIGN.md asks for); `smoke`
@@ -8,13 +9,13 @@ runs the whole pipeline in seconds for tests. Every field can be overridden from
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from training.losses import G_LOSS_MODES
-
 OPTIMIZERS = ("rmsprop", "adam")
+G_LOSS_MODES = ("sum", "hypervolume")  # how the K generator losses combine (training/losses.py)
 FRAMES, VIDEO = "frames", "video"
 
 
@@ -41,8 +42,8 @@ class StageConfig:
     d_width: int = _f(256, "channels of each discriminator's first layer")
     minibatch_std: bool = _f(False, "append the batch-stddev feature to each discriminator (anti-collapse)")
     spectral_norm: bool = _f(False, "spectral normalisation of every discriminator layer (per discriminator)")
-    data_sequences: int = _f(100_000, "sequences in the generated data set (when no --data)")
-    data_length: int = _f(128, "frames per generated sequence")
+    data_sequences: int = _f(100_000, "sequences of the data set: generated when no --data; a --data file sets it")
+    data_length: int = _f(128, "frames per sequence of the data set: generated when no --data; a --data file sets it")
     log_every: int = _f(50, "steps between stats.jsonl lines")
     eval_every: int = _f(1000, "steps between Table 1 metrics on a fixed batch")
     sample_every: int = _f(1000, "steps between sample images")
@@ -55,10 +56,15 @@ class StageConfig:
     )
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Batches in one pass over the data set's sequences (a last, partial batch is not drawn)."""
+        return max(1, self.data_sequences // self.batch)
+
+    @property
     def total_steps(self) -> int:
         if self.steps is not None:
             return self.steps
-        return max(1, math.ceil(self.epochs * self.data_sequences / self.batch))
+        return max(1, math.ceil(self.epochs * self.steps_per_epoch))
 
     def __post_init__(self) -> None:
         positive = ["balls", "latent", "batch", "d_count", "d_width", "data_sequences", "data_length"]
@@ -157,16 +163,19 @@ def make_config(stage: str, preset: str, overrides: dict[str, Any] | None = None
     """The config of a stage from a preset and overrides (None values are ignored)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    cls = FramesConfig if stage == FRAMES else VideoConfig
-    known = {f.name for f in fields(cls)}
+    cls = config_class(stage)
+    known = field_names(stage)
     values = {**PRESETS[preset][stage], "preset": preset}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None and k in known and k != "preset"})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None and k in known and k != "preset"}
+    if "epochs" in given and "steps" not in given:
+        values["steps"] = None  # --epochs replaces the preset's step count
+    values.update(given)
     return cls(**values)
 
 
 def config_from_dict(stage: str, values: dict[str, Any]) -> StageConfig:
-    cls = FramesConfig if stage == FRAMES else VideoConfig
-    known = {f.name for f in fields(cls)}
+    cls = config_class(stage)
+    known = field_names(stage)
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown {stage} config fields: {', '.join(sorted(unknown))}")
@@ -180,3 +189,71 @@ def differences(a: StageConfig, b: StageConfig, ignore: tuple[str, ...] = ()) ->
     """Fields whose values differ, as 'name: a -> b'."""
     da, db = a.to_dict(), b.to_dict()
     return [f"{k}: {da[k]!r} -> {db[k]!r}" for k in da if k not in ignore and da[k] != db.get(k)]
+
+
+# ---------------------------------------------------------------- command-line flags
+
+
+def config_class(stage: str) -> type[StageConfig]:
+    return FramesConfig if stage == FRAMES else VideoConfig
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a config field: lstm_hidden -> --lstm-hidden."""
+    return "--" + name.replace("_", "-")
+
+
+def field_names(stage: str) -> set[str]:
+    return {f.name for f in fields(config_class(stage))}
+
+
+def _parse_widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field of either stage (``preset`` aside, which the CLI chooses), default None."""
+    seen: set[str] = set()
+    for cls in (FramesConfig, VideoConfig):
+        for f in fields(cls):
+            if f.name in seen or f.name == "preset":
+                continue
+            seen.add(f.name)
+            kind = str(f.type).replace(" | None", "")
+            if kind == "bool":
+                parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, help=f.metadata["help"])
+            elif kind.startswith("tuple"):
+                parser.add_argument(flag(f.name), type=_parse_widths, help=f.metadata["help"])
+            else:
+                parser.add_argument(flag(f.name), type={"int": int, "float": float, "str": str}[kind],
+                                    help=f.metadata["help"])  # fmt: skip
+
+
+def flags_of(cfg: StageConfig) -> list[str]:
+    """The flags that turn the config's preset into ``cfg`` (every field that differs from the preset)."""
+    stage = FRAMES if isinstance(cfg, FramesConfig) else VIDEO
+    base = make_config(stage, cfg.preset)
+    out = []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name == "preset" or value == getattr(base, f.name):
+            continue
+        if isinstance(value, bool):
+            out.append(flag(f.name) if value else "--no-" + flag(f.name)[2:])
+        elif isinstance(value, tuple):
+            out.append(f"{flag(f.name)} {','.join(str(v) for v in value)}")
+        else:
+            out.append(f"{flag(f.name)} {value}")
+    return out
+
+
+def unused_by(stage: str, given: set[str]) -> list[str]:
+    """Config fields among ``given`` that ``stage`` does not have, as messages naming the flag."""
+    other = VIDEO if stage == FRAMES else FRAMES
+    return [
+        f"{flag(name)} is a setting of the {other} stage; --stage {stage} does not use it"
+        for name in sorted(given & field_names(other) - field_names(stage))
+    ]

@@ -1,20 +1,8 @@
-"""Bouncing-balls data: simulator, renderer, on-disk data set and readers (numpy only).
+"""The training data on disk and in batches: the .npy writer and reader, random windows and frames,
+and batches simulated on the fly (numpy only).
 
-A vectorised re-implementation of the generator the paper uses (Sutskever's RTRBM bouncing balls,
-the paper's ref. [17]). Physics and rendering follow that generator step for step; the loops over
-sequences are replaced by array operations over a batch of sequences.
-
-- box 10x10, ball radius 1.2, equal masses;
-- start: positions uniform in [2, 10) per axis, redrawn until no ball crosses a wall and no two
-  balls overlap; velocities ``randn(n, 2)`` scaled so the whole (n, 2) matrix has norm 0.5;
-- each frame records the positions, then advances 2 sub-steps of 0.5: move, reflect off walls,
-  swap the velocity components along the line of centres of every overlapping pair (equal masses);
-- rendering: pixel centres at ((k + 0.5) / res) * 10, intensity sum_balls exp(-(d^2 / r^2)^4)
-  clipped to 1; column index follows the first coordinate, row index the second.
-
-Randomness is organised in fixed blocks of ``BLOCK`` sequences, block ``b`` drawing from
-``default_rng([seed, b])``: the same seed gives the same bytes whatever the chunking, and any
-block can be produced on its own.
+The sequences themselves (simulator, renderer, "the sequences of data set seed s") are the core
+package ``balls``; this module stores and samples them for training.
 
 Run ``python -m training.data --help`` for the command line that writes a ``.npy`` data set.
 """
@@ -23,205 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-BOX = 10.0  # side of the square box, in the generator's units
-RADIUS = 1.2  # ball radius
-SPEED_NORM = 0.5  # Frobenius norm of the (n, 2) initial velocity matrix
-SUBSTEPS = 2  # physics sub-steps per recorded frame ...
-EPS = 0.5  # ... each of this length: int(1 / eps) in the reference
-START_LOW = 2.0  # initial positions are START_LOW + rand * START_SPAN per axis
-START_SPAN = 8.0
-BLOCK = 1000  # sequences per random-number block (fixes the bytes a seed gives)
-
-RENDER_CHUNK = 256  # frames per rendering step: keeps the (chunk, n, res, res) buffer in cache
-
-
-@dataclass
-class Trajectories:
-    """Ball centres of a batch of simulated sequences, with the events that shaped them."""
-
-    positions: np.ndarray  # (N, T, n, 2) float64, centres at each recorded frame
-    velocities: np.ndarray  # (N, T, n, 2) float64, velocities (per sub-step) at each recorded frame
-    wall_bounces: np.ndarray  # (N,) int, velocity components turned around by a wall
-    collisions: np.ndarray  # (N,) int, pair updates between overlapping balls
-
-
-def initial_state(
-    rng: np.random.Generator, n_sequences: int, n_balls: int, radius: float = RADIUS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw start positions and velocities, (N, n, 2) each, as the reference generator does."""
-    vel = rng.standard_normal((n_sequences, n_balls, 2))
-    norms = np.sqrt((vel**2).sum(axis=(1, 2), keepdims=True))
-    vel = vel / norms * SPEED_NORM
-
-    pos = np.empty((n_sequences, n_balls, 2))
-    todo = np.arange(n_sequences)
-    pairs = np.triu_indices(n_balls, k=1)
-    for _ in range(10_000):
-        if todo.size == 0:
-            return pos, vel
-        cand = START_LOW + rng.random((todo.size, n_balls, 2)) * START_SPAN
-        inside = ((cand - radius >= 0) & (cand + radius <= BOX)).all(axis=(1, 2))
-        dist = np.linalg.norm(cand[:, pairs[0]] - cand[:, pairs[1]], axis=-1)  # (M, P)
-        apart = (dist >= 2 * radius).all(axis=1)
-        ok = inside & apart
-        pos[todo[ok]] = cand[ok]
-        todo = todo[~ok]
-    raise ValueError(f"cannot place {n_balls} balls of radius {radius} in the box without overlap")
-
-
-def simulate(pos: np.ndarray, vel: np.ndarray, length: int, radius: float = RADIUS) -> Trajectories:
-    """Advance (N, n, 2) start states for ``length`` frames; returns the recorded centres.
-
-    Pairs are resolved in the reference's order (for i, for j < i), one array operation over all
-    sequences per pair: when three balls touch at once, the result depends on that order.
-    """
-    pos = pos.astype(np.float64, copy=True)
-    vel = vel.astype(np.float64, copy=True)
-    n_seq, n_balls, _ = pos.shape
-    out = np.empty((n_seq, length, n_balls, 2))
-    out_vel = np.empty_like(out)
-    walls = np.zeros(n_seq, dtype=np.int64)
-    hits = np.zeros(n_seq, dtype=np.int64)
-    pairs = [(i, j) for i in range(n_balls) for j in range(i)]
-    for t in range(length):
-        out[:, t] = pos
-        out_vel[:, t] = vel
-        for _ in range(SUBSTEPS):
-            pos += EPS * vel
-            # walls: the velocity component points back inside while the ball crosses a wall
-            new_vel = np.where(pos - radius < 0, np.abs(vel), vel)
-            new_vel = np.where(pos + radius > BOX, -np.abs(new_vel), new_vel)
-            walls += (new_vel != vel).sum(axis=(1, 2))
-            vel = new_vel
-            for i, j in pairs:
-                w = pos[:, i] - pos[:, j]  # (N, 2)
-                dist = np.sqrt((w**2).sum(axis=1))
-                touch = dist < 2 * radius
-                if not touch.any():
-                    continue
-                w = w[touch] / dist[touch, None]
-                vi, vj = vel[touch, i], vel[touch, j]
-                ui = (w * vi).sum(axis=1, keepdims=True)
-                uj = (w * vj).sum(axis=1, keepdims=True)
-                # equal masses: the components along the line of centres are exchanged
-                vel[touch, i] = vi + w * (uj - ui)
-                vel[touch, j] = vj + w * (ui - uj)
-                hits += touch
-    return Trajectories(out, out_vel, walls, hits)
-
-
-def _pixel_centres(res: int) -> np.ndarray:
-    return (np.arange(res) + 0.5) / res * BOX
-
-
-def render(
-    positions: np.ndarray, res: int, radius: float = RADIUS, workers: int | None = None, as_uint8: bool = False
-) -> np.ndarray:
-    """Intensities in [0, 1], float32 (..., res, res), of ball centres (..., n, 2); with ``as_uint8``
-    the stored form round(255 * intensity) as uint8, quantised chunk by chunk.
-
-    Every pixel of every ball is evaluated, as in the reference, in float32, a cache-sized chunk of
-    frames at a time, with the frame index innermost so that numpy's loops run long and vectorise,
-    on ``workers`` threads (numpy releases the GIL; default: all cores, up to 4). Restricting each
-    ball to a window around it was measured slower: the scatter back into the frame costs more
-    than the exponentials it saves.
-    """
-    lead = positions.shape[:-2]
-    n_balls = positions.shape[-2]
-    flat = positions.reshape(-1, n_balls, 2)
-    centres = _pixel_centres(res)
-    coords = np.ascontiguousarray(flat.transpose(1, 2, 0))  # (n, 2, m): frame index last
-    out = np.empty((flat.shape[0], res, res), dtype=np.uint8 if as_uint8 else np.float32)
-    local = threading.local()
-    one, scale = np.float32(1.0), np.float32(255.0)
-
-    def work(start: int) -> None:
-        stop = min(start + RENDER_CHUNK, flat.shape[0])
-        if not hasattr(local, "u"):  # reusable buffers per thread: no page faults per chunk
-            local.u = np.empty((n_balls, res, res, RENDER_CHUNK), dtype=np.float32)
-            local.frame = np.empty((res, res, RENDER_CHUNK), dtype=np.float32)
-        u = local.u[..., : stop - start]  # (n, rows, cols, c)
-        frame = local.frame[..., : stop - start]  # (rows, cols, c)
-        # squared distances per axis, in radii: (n, 2, res, c), axis 1 = x (columns), y (rows)
-        d2 = np.square((centres[:, None] - coords[:, :, None, start:stop]) / radius).astype(np.float32)
-        np.add(d2[:, 1, :, None], d2[:, 0, None, :], out=u)
-        np.square(u, out=u)
-        np.square(u, out=u)
-        np.negative(u, out=u)
-        np.exp(u, out=u)
-        np.sum(u, axis=0, out=frame)
-        np.minimum(frame, one, out=frame)
-        if as_uint8:
-            np.multiply(frame, scale, out=frame)
-            np.rint(frame, out=frame)
-            out[start:stop] = frame.astype(np.uint8).transpose(2, 0, 1)
-        else:
-            out[start:stop] = frame.transpose(2, 0, 1)
-
-    starts = range(0, flat.shape[0], RENDER_CHUNK)
-    workers = workers or min(os.cpu_count() or 1, 4)
-    if workers == 1 or len(starts) == 1:
-        for start in starts:
-            work(start)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(work, starts))
-    return out.reshape(*lead, res, res)
-
-
-def render_dense(positions: np.ndarray, res: int, radius: float = RADIUS) -> np.ndarray:
-    """The reference formula on every pixel, float64: the oracle ``render`` is tested against."""
-    c = _pixel_centres(res)
-    dx = c[None, :] - positions[..., 0, None, None]  # (..., n, 1, res): columns follow x
-    dy = c[:, None] - positions[..., 1, None, None]  # (..., n, res, 1): rows follow y
-    inten = np.exp(-(((dx**2 + dy**2) / radius**2) ** 4)).sum(axis=-3)
-    return np.minimum(inten, 1.0)
-
-
-def to_uint8(intensity: np.ndarray) -> np.ndarray:
-    """Store intensities in [0, 1] as round(255 * intensity)."""
-    return np.rint(intensity * 255.0).astype(np.uint8)
-
-
-def to_signed(frames: np.ndarray) -> np.ndarray:
-    """uint8 frames -> float32 in [-1, 1], the range the networks train on (x * 2 - 1)."""
-    return frames.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
-
-
-def block_rng(seed: int, block: int) -> np.random.Generator:
-    return np.random.default_rng([seed, block])
-
-
-def generate_block(seed: int, block: int, n_balls: int, length: int, res: int) -> np.ndarray:
-    """Sequences ``block * BLOCK`` .. ``(block + 1) * BLOCK - 1`` of a data set: uint8 (BLOCK, T, res, res)."""
-    rng = block_rng(seed, block)
-    pos, vel = initial_state(rng, BLOCK, n_balls)
-    traj = simulate(pos, vel, length)
-    return render(traj.positions, res, as_uint8=True)
-
-
-def generate(n_sequences: int, n_balls: int, length: int = 128, res: int = 30, seed: int = 0) -> np.ndarray:
-    """The first ``n_sequences`` sequences of the data set named by (seed, n_balls, length, res), in memory."""
-    out = np.empty((n_sequences, length, res, res), dtype=np.uint8)
-    for start in range(0, n_sequences, BLOCK):
-        stop = min(start + BLOCK, n_sequences)
-        out[start:stop] = generate_block(seed, start // BLOCK, n_balls, length, res)[: stop - start]
-    return out
-
-
-def real_video(seed: int, n_balls: int, length: int = 30, res: int = 30) -> np.ndarray:
-    """The real video for seed s, wherever the project shows real beside generated videos (gallery,
-    docs/samples): the first ``length`` frames of sequence 0 of data set ``seed``, uint8 (T, res, res)."""
-    return generate(1, n_balls, length=length, res=res, seed=seed)[0]
+from balls.pixels import to_signed
+from balls.render import render
+from balls.sequences import BLOCK, generate_block
+from balls.simulator import initial_state, simulate
 
 
 def write_dataset(

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
+from balls.pixels import to_signed
 from training import data as bb
 
 
@@ -39,7 +40,7 @@ class FrameDataset(_SequenceDataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         t = self._rng(index).integers(0, self.sequences.shape[1])
-        return torch.from_numpy(bb.to_signed(self.sequences[index, t]))[None]
+        return torch.from_numpy(to_signed(self.sequences[index, t]))[None]
 
 
 class VideoDataset(_SequenceDataset):
@@ -53,7 +54,7 @@ class VideoDataset(_SequenceDataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         t = self._rng(index).integers(0, self.sequences.shape[1] - self.length + 1)
-        return torch.from_numpy(bb.to_signed(self.sequences[index, t : t + self.length]))
+        return torch.from_numpy(to_signed(self.sequences[index, t : t + self.length]))
 
 
 class SimulatedBatches(IterableDataset):

@@ -19,10 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from training import checkpoint, images, metrics
+from balls import metrics
+from balls.digest import sha256
+from balls.pixels import to_signed
+from balls.sequences import generate
+from training import checkpoint, images
 from training import data as bb
+from training.build import load_frame_generator, load_sequence_generator
 from training.networks import FrameGenerator, SequenceGenerator
-from training.run import load_frame_generator, load_sequence_generator, sha256
 
 VIDEOS = 30  # Table 1: mean and std over 30 videos
 FRAMES = 30
@@ -56,7 +60,7 @@ def evaluate(
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
 
-    real = bb.to_signed(bb.generate(VIDEOS, balls, length=FRAMES, seed=seed))
+    real = to_signed(generate(VIDEOS, balls, length=FRAMES, seed=seed))
     table: dict[str, Any] = {
         "balls": balls,
         "videos": VIDEOS,
@@ -71,7 +75,7 @@ def evaluate(
 
     # G_F alone: balls per frame and diversity of 1,000 samples, beside real frames
     samples = frames_of(gf, prior(rng, 1000, gf_cfg.latent))
-    real_frames = bb.sample_frames(bb.generate(1000, balls, seed=seed + 1), rng, 1000)
+    real_frames = bb.sample_frames(generate(1000, balls, seed=seed + 1), rng, 1000)
     table["frame_samples"] = {}
     for name, f in (("real", real_frames), ("generated", samples)):
         counts = metrics.count_balls(f)

@@ -1,5 +1,5 @@
-"""Sample images: frame grids (stage 1) and Fig. 3-style strips (stage 2). numpy + Pillow, with the pixel
-conversion the service uses."""
+"""Sample images: frame grids (stage 1) and Fig. 3-style strips (stage 2). numpy + Pillow, with the
+project's one pixel conversion (``balls.pixels``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inference.media import to_pixels, upscale
+from balls.pixels import to_pixels, upscale
 
 
 def tile(frames: np.ndarray, cols: int, gap: int = 1, scale: int = 2) -> np.ndarray:

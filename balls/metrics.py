@@ -1,7 +1,8 @@
 """Video metrics: the paper's Table 1 metric, ball counts and motion statistics (numpy + scipy only).
 
-The service imports this module, so it must never import torch. Videos are float arrays in
-[-1, 1] of shape (T, H, W) (a single video) or (B, T, H, W); a channel axis of size 1 is accepted.
+Part of the numpy core: the service, training and evaluation all use this one module. Videos are
+float arrays in [-1, 1] of shape (T, H, W) (a single video) or (B, T, H, W); a channel axis of
+size 1 is accepted.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import distance
 
-from training import data
-from training.data import BOX, RADIUS
+from balls.pixels import to_signed
+from balls.sequences import generate
+from balls.simulator import BOX, RADIUS
 
 # 4-connected components (scipy's default): on real 3-ball data this counts exactly 3 balls on 88%
-# of frames, the figure DESIGN.md gives; 8-connectivity merges more near-touching balls (84%).
+# of frames, the figure the design notes give; 8-connectivity merges more near-touching balls (84%).
 CONNECTIVITY = ndimage.generate_binary_structure(2, 1)
 
 
@@ -212,8 +214,8 @@ def real_data_table(balls: list[int], videos: int = 30, seed: int = 10) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for n in balls:
-        report = video_report(data.to_signed(data.generate(videos, n, length=30, seed=seed)), n)
-        frames = data.to_signed(data.generate(1000, n, seed=seed)).reshape(-1, 30, 30)
+        report = video_report(to_signed(generate(videos, n, length=30, seed=seed)), n)
+        frames = to_signed(generate(1000, n, seed=seed)).reshape(-1, 30, 30)
         pair = mean_pair_distance(frames, np.random.default_rng(seed), pairs=5000)
         mse, motion = report["consecutive_frame_mse"], report["motion"]
         hist = ", ".join(f"{k}: {v:.1%}" for k, v in report["balls_per_frame"].items() if v > 0)
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m training.metrics", description="Print Table 1's real-data rows (Markdown)."
+        prog="python -m balls.metrics", description="Print Table 1's real-data rows (Markdown)."
     )
     parser.add_argument("--balls", type=int, nargs="+", default=[1, 3], help="ball counts (default: 1 3)")
     parser.add_argument("--videos", type=int, default=30, help="videos per row (default 30, as the paper)")

@@ -2,7 +2,7 @@
 
 This mirrors the published reference generator statement by statement (including its quirks: balls
 that still overlap keep exchanging velocity components, and pairs are visited in the order
-``for i, for j < i``). It is the oracle that tests hold the vectorised ``training.data`` against and
+``for i, for j < i``). It is the oracle that tests hold the vectorised ``balls.simulator`` against and
 the baseline of ``benchmarks/data_throughput.py``; nothing in training or serving uses it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.data import BOX, EPS, RADIUS, SPEED_NORM, START_LOW, START_SPAN, SUBSTEPS
+from balls.simulator import BOX, EPS, RADIUS, SPEED_NORM, START_LOW, START_SPAN, SUBSTEPS
 
 
 def initial_state_loop(rng: np.random.Generator, n_balls: int, radius: float = RADIUS) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,145 @@
+"""The two training stages wired for the loop: each stage's networks, real batches, fixed evaluation
+noise and the metrics it logs (``frames_stage``, ``video_stage``), and the training data they read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from balls import metrics
+from training import data as bb
+from training import images
+from training.build import build_discriminators, build_frame_generator, build_sequence_generator
+from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, VideoConfig
+from training.datasets import FrameDataset, VideoDataset
+from training.loop import Stage
+from training.networks import FrameGenerator, VideoGenerator, parameter_count
+
+EVAL_VIDEOS = 30  # Table 1 averages over 30 videos (or 30 independent frames)
+
+
+def open_training_data(cfg: StageConfig, data_arg: str | None, out: Path, res: int = 30) -> np.ndarray | None:
+    """The memory-mapped training sequences; None for 'stream' (simulate every batch).
+
+    Without --data, the preset's data set is written once to RUN_DIR/data/ and reused.
+    """
+    if data_arg == "stream":
+        return None
+    if data_arg is not None:
+        seqs = bb.open_dataset(data_arg)
+    else:
+        name = f"bb{cfg.balls}-n{cfg.data_sequences}-len{cfg.data_length}-seed{cfg.seed}.npy"
+        path = out / "data" / name
+        if not path.exists():
+            print(f"writing the training data set {path} ...", flush=True)
+            bb.write_dataset(path, cfg.data_sequences, cfg.balls, cfg.data_length, res, cfg.seed, progress=True)
+        seqs = bb.open_dataset(path)
+    if seqs.shape[-1] != res:
+        raise ValueError(f"the networks make {res}x{res} frames; the data set has {seqs.shape[-1]}x{seqs.shape[-1]}")
+    return seqs
+
+
+def batch_source(cfg: StageConfig, seqs: np.ndarray | None, kind: str, device: torch.device, length: int = 30):
+    """step -> real batch on the device: (B, 1, H, W) frames or (B, length, H, W) windows."""
+    if seqs is None:
+
+        def simulated(step: int) -> torch.Tensor:
+            rng = np.random.default_rng([cfg.seed, 2, step])
+            x = bb.simulate_batch(rng, "frames" if kind == "frame" else "windows", cfg.batch, cfg.balls, length=length)
+            t = torch.from_numpy(x)
+            return (t[:, None] if kind == "frame" else t).to(device)
+
+        return simulated
+
+    ds = FrameDataset(seqs, seed=cfg.seed) if kind == "frame" else VideoDataset(seqs, length=length, seed=cfg.seed)
+    per_epoch = max(1, len(ds) // cfg.batch)
+
+    def from_file(step: int) -> torch.Tensor:
+        epoch, i = divmod(step, per_epoch)
+        ds.set_epoch(epoch)
+        order = np.random.default_rng([cfg.seed, 1, epoch]).permutation(len(ds))
+        idx = order[i * cfg.batch : (i + 1) * cfg.batch]
+        if len(idx) < cfg.batch:  # fewer sequences than a batch: draw with replacement
+            idx = np.random.default_rng([cfg.seed, 1, epoch]).integers(0, len(ds), cfg.batch)
+        return torch.stack([ds[int(j)] for j in idx]).to(device)
+
+    return from_file
+
+
+def fixed_noise(seed: int, n: int, latent: int, device: torch.device) -> torch.Tensor:
+    return torch.randn(n, latent, generator=torch.Generator().manual_seed(seed + 99_991)).to(device)
+
+
+def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np.ndarray | None) -> Stage:
+    gf = build_frame_generator(cfg).to(device)
+    disc = build_discriminators(cfg, "frame").to(device)
+    z_eval = fixed_noise(cfg.seed, 256, cfg.latent, device)
+
+    @torch.no_grad()
+    def evaluate(step: int) -> dict[str, Any]:
+        frames = gf(z_eval)[:, 0].float().cpu().numpy()  # (256, H, W)
+        counts = metrics.count_balls(frames)
+        if step % cfg.sample_every == 0 or step == cfg.total_steps:
+            images.save_grid(frames[:64], folder / f"samples-{step:07d}.png")
+        return {
+            "random_z_mse": metrics.consecutive_frame_mse(frames[:EVAL_VIDEOS]),  # Table 1's N(0, I) row
+            "right_count": float((counts == cfg.balls).mean()),
+        }
+
+    return Stage(FRAMES, cfg, folder, device, gf, gf, disc, batch_source(cfg, seqs, "frame", device), evaluate)
+
+
+def video_stage(
+    cfg: VideoConfig,
+    folder: Path,
+    device: torch.device,
+    seqs: np.ndarray | None,
+    frame_generator: tuple[FrameGenerator, FramesConfig, dict[str, Any]],
+) -> Stage:
+    gf, gf_cfg, source = frame_generator
+    gv = build_sequence_generator(cfg, gf_cfg.latent)
+    vg = VideoGenerator(gv, gf).to(device)
+    disc = build_discriminators(cfg, "video").to(device)
+    z_eval = fixed_noise(cfg.seed, EVAL_VIDEOS, cfg.latent, device)
+
+    @torch.no_grad()
+    def evaluate(step: int) -> dict[str, Any]:
+        videos = vg(z_eval)[0].float().cpu().numpy()  # (30, T, H, W)
+        if step % cfg.sample_every == 0 or step == cfg.total_steps:
+            images.save_strip(videos[:6], folder / f"samples-{step:07d}.png")
+        mse = metrics.summarize(metrics.consecutive_frame_mse(videos))
+        counts = metrics.count_balls(videos)
+        apart = metrics.between_videos(videos)
+        return {
+            "video_mse": mse["mean"],
+            "video_mse_std": mse["std"],
+            "right_count": float((counts == cfg.balls).mean()),
+            "between_videos": apart["mean"],
+            "near_identical": apart["near_identical_fraction"],
+        }
+
+    extra = {"frames_config": gf_cfg.to_dict(), "frames_generator": gf.state_dict(), "frames_source": source}
+    real = batch_source(cfg, seqs, "video", device, cfg.video_length)
+    return Stage(VIDEO, cfg, folder, device, gv, lambda z: vg(z)[0], disc, real, evaluate, extra, frozen=gf)
+
+
+def describe(stage: Stage, data_desc: str) -> str:
+    cfg = stage.config
+    per_d = parameter_count(stage.disc) // cfg.d_count
+    lines = [
+        f"[{stage.name}] preset={cfg.preset} balls={cfg.balls} device={stage.device} seed={cfg.seed}",
+        f"  generator: {parameter_count(stage.generator):,} trained parameters",
+        f"  discriminators: {cfg.d_count} x {per_d:,} parameters (+ fixed projections)",
+        f"  plan: {cfg.total_steps:,} steps of batch {cfg.batch}, {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d}, "
+        f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}, instance_noise={cfg.instance_noise}, "
+        f"mode_seeking={cfg.mode_seeking}, spectral_norm={cfg.spectral_norm}",
+        f"  data: {data_desc}",
+        f"  out: {stage.folder}",
+    ]
+    if stage.name == VIDEO:
+        frozen = parameter_count(stage.frozen)
+        lines.insert(2, f"  frozen G_F: {frozen:,} parameters from {stage.extra_state['frames_source']['path']}")
+    return "\n".join(lines)
