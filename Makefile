@@ -40,6 +40,7 @@ bento: venv
 
 test: venv-train
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # full-size reliability runs (CI runs smaller ones), both print their figures: up to 150 schemathesis
@@ -57,6 +58,7 @@ browser:
 
 lint: venv-train
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 # every benchmark, one after another (~10 min on 2 cores): benchmarks/results.json and results.md

@@ -111,9 +111,9 @@ def test_training_record_names_the_exported_step():
 
 def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):
     from balls.pixels import to_pixels
-    from export.samples import main as samples
     from inference.media import encode_gif
     from inference.models import latent_from_seed, load_variants
+    from inference.samples import main as samples
     from tests.serving import decode_gif
 
     samples(["--models", str(smoke_models), "--out", str(tmp_path), "--seeds", "3,4", "--scale", "2"])

@@ -1,5 +1,5 @@
 """Sample GIFs of the exported variants (and of real data) for the README:
-`python -m export.samples --out docs/samples --seeds 0,1,2,3`.
+`python -m inference.samples --out docs/samples --seeds 0,1,2,3`.
 
 Each file is the service's GIF for that seed (same bytes as /generate_video with that seed, fps
 and scale), named VARIANT-seedN.gif; real-Nballs-seedN.gif are simulator videos beside them.
@@ -20,7 +20,7 @@ from inference.models import latent_from_seed, load_variants
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m export.samples", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m inference.samples", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", type=Path, default=Path("models"), help="models folder (default models/)")
     p.add_argument("--out", type=Path, required=True, help="folder for the GIFs")
     p.add_argument("--seeds", default="0,1,2,3", help="comma-separated seeds")
