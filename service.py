@@ -6,7 +6,9 @@ POST /generate_videos  {"count", "seed", "format", "fps", "scale", "model"} -> J
 POST /generate_frame   {"seed" | "z", "scale", "model"} -> PNG
 POST /models           -> the variants and their manifest entries
 GET  /gallery/         -> a page of generated (and real) videos, with each model's Table 1
-Models load from models/ (or $BOUNCING_MODELS_DIR). Never imports torch.
+Files are typed returns (a path with its content type), so BentoML's own clients get the file;
+headers go through the request context. Models load from models/ (or $BOUNCING_MODELS_DIR).
+Never imports torch.
 
 Limits for a public deployment (environment variables read at start; README "Limits"):
 BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_TIMEOUT_S (60, then 504), BOUNCING_MAX_CONCURRENCY
@@ -23,13 +25,15 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal
 
 import anyio
 import bentoml
 import numpy as np
-from pydantic import Field
-from starlette.responses import JSONResponse, Response
+from bentoml.validators import ContentType
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
 
 from balls.metrics import consecutive_frame_mse, count_balls
 from balls.pixels import to_pixels, to_signed
@@ -38,6 +42,7 @@ from inference.gallery import make_gallery
 from inference.http import RequestGuard
 from inference.media import MEDIA_TYPES, encode_png, encode_video
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
+from inference.openapi import OpenAPIDocument
 
 log = logging.getLogger("bentoml.bouncing")  # under "bentoml": shown in the server log
 MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")
@@ -50,7 +55,7 @@ PIXEL_BUDGET = 1024
 MAX_QUEUED_VIDEOS = int(os.environ.get("BOUNCING_MAX_QUEUED_VIDEOS", 256))  # then 503
 
 try:  # load at import: a bad models folder stops `bentoml serve` with one clear line, before any worker
-    LOADED = load_variants(MODELS_DIR)
+    VARIANTS, DEFAULT = load_variants(MODELS_DIR)
 except ModelError as exc:
     raise SystemExit(f"cannot start: {exc}") from None
 
@@ -59,21 +64,64 @@ Format = Annotated[Literal["gif", "mp4"], Field(default="gif")]
 Fps = Annotated[int, Field(default=10, ge=1, le=60)]
 Scale = Annotated[int, Field(default=4, ge=1, le=16, description="integer upscaling of the 30x30 frames")]
 Model = Annotated[str | None, Field(default=None, max_length=64, description="variant; default from the manifest")]
+Latent = Annotated[list[float] | None, Field(default=None, max_length=4096, description="G_F's input, instead of seed")]
+VideoFile = Annotated[Path, ContentType("image/gif")]  # or video/mp4 with "format": "mp4"
+PngFile = Annotated[Path, ContentType("image/png")]
 
 
-def bad_request(field: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status_code=400)
+class Video(BaseModel):
+    seed: int
+    mse: float = Field(description="consecutive-frame MSE (Table 1) of the 30x30 frames")
+    balls_per_frame: list[int]
+    media_type: str
+    data: str = Field(description="the file, base64")
 
 
-def overloaded(exc: Overloaded) -> JSONResponse:
-    return JSONResponse({"error": f"overloaded, retry shortly: {exc}"}, status_code=503, headers={"Retry-After": "1"})
+class Videos(BaseModel):
+    model: str
+    format: str
+    videos: list[Video]
+    mse_mean: float
+    mse_std: float
+
+
+def request_problem(api: str, req: Any) -> tuple[str, str] | None:
+    """What is wrong with a request beyond each field's own bounds, as (field, message); None if nothing.
+    The request guard answers it with 400 before BentoML parses the body (inference/http.py)."""
+    model = getattr(req, "model", None)
+    if model is not None and model not in VARIANTS:
+        return "model", f"unknown model {model!r}; available: {', '.join(VARIANTS)}"
+    if api == "generate_videos":
+        if req.seed is not None and req.seed + req.count - 1 > MAX_SEED:
+            return "seed", f"seed + count - 1 must be at most {MAX_SEED}"
+        if req.count * req.scale**2 > PIXEL_BUDGET:
+            return (
+                "count",
+                f"count x scale^2 must be at most {PIXEL_BUDGET} (got {req.count} x {req.scale}^2); lower either",
+            )
+    if api == "generate_frame" and req.z is not None:
+        latent = VARIANTS[model or DEFAULT].latent
+        if req.seed is not None:
+            return "z", "give either seed or z, not both"
+        if len(req.z) != latent:
+            return "z", f"z must hold {latent} numbers, got {len(req.z)}"
+        if not all(math.isfinite(v) for v in req.z):
+            return "z", "z must hold finite numbers (no NaN or infinity)"
+    return None
+
+
+def refuse(ctx: bentoml.Context, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    """An error answer from a handler: the context carries the status (BentoML applies it last)."""
+    ctx.response.status_code = status
+    ctx.response.headers.update(headers or {})
+    return JSONResponse(body, status_code=status)
 
 
 @bentoml.asgi_app(make_gallery(), path="/gallery")
 @bentoml.service(traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY}, workers=1)
 class BouncingBalls:
     def __init__(self) -> None:
-        self.variants, self.default = LOADED
+        self.variants, self.default = VARIANTS, DEFAULT
         self.latent = self.variants[self.default].latent
         # concurrent requests' videos run as one ONNX call per variant (inference/batching.py)
         self.batcher = MicroBatcher(self._generate, max_rows=64, max_queued_rows=MAX_QUEUED_VIDEOS,
@@ -84,116 +132,100 @@ class BouncingBalls:
         """z_v rows (B, latent) of one variant -> video pixels uint8 (B, T, 30, 30); run by the batcher."""
         return to_pixels(self.variants[name].generate_videos(z))
 
-    def _unknown(self, name: str) -> JSONResponse | None:
-        """The 400 answer for a model name that is not a loaded variant; None when it is one."""
-        if name in self.variants:
-            return None
-        return bad_request("model", f"unknown model {name!r}; available: {', '.join(self.variants)}")
-
-    async def _videos(self, seeds: list[int], name: str) -> np.ndarray:
+    async def _videos(self, ctx: bentoml.Context, seeds: list[int], name: str) -> np.ndarray | JSONResponse:
         z = np.stack([latent_from_seed(s, self.latent) for s in seeds])
-        return await self.batcher(name, z)
+        try:
+            return await self.batcher(name, z)
+        except Overloaded as exc:
+            return refuse(
+                ctx, 503, {"error": f"overloaded, retry shortly: {exc}", "field": "body"}, {"Retry-After": "1"}
+            )
+
+    @staticmethod
+    def _checked(ctx: bentoml.Context, api: str, **fields: Any) -> JSONResponse | None:
+        """The guard's check again, for calls that do not come through HTTP."""
+        problem = request_problem(api, SimpleNamespace(**fields))
+        return None if problem is None else refuse(ctx, 400, {"error": problem[1], "field": problem[0]})
 
     @bentoml.api
     async def generate_video(
-        self, seed: Seed = None, format: Format = "gif", fps: Fps = 10, scale: Scale = 4, model: Model = None
-    ):  # a starlette Response (the file); BentoML cannot describe one as a return type
+        self, ctx: bentoml.Context, seed: Seed = None, format: Format = "gif", fps: Fps = 10, scale: Scale = 4,
+        model: Model = None,
+    ) -> VideoFile:  # fmt: skip
         """One video as a GIF or MP4 file; headers X-Seed, X-Model, X-Consecutive-Frame-MSE."""
+        if (refused := self._checked(ctx, "generate_video", model=model)) is not None:
+            return refused
         name = model or self.default
-        if (unknown := self._unknown(name)) is not None:
-            return unknown
         seed = secrets.randbelow(2**31) if seed is None else seed
         t0 = time.perf_counter()
-        try:
-            video = (await self._videos([seed], name))[0]
-        except Overloaded as exc:
-            return overloaded(exc)
+        videos = await self._videos(ctx, [seed], name)
+        if isinstance(videos, JSONResponse):
+            return videos
         t1 = time.perf_counter()
-        body = await anyio.to_thread.run_sync(encode_video, video, format, fps, scale)
+        path = Path(ctx.temp_dir) / f"bouncing-{name}-{seed}.{format}"
+        await anyio.to_thread.run_sync(lambda: path.write_bytes(encode_video(videos[0], format, fps, scale)))
         t2 = time.perf_counter()
-        headers = {
+        ctx.response.headers.update({
             # generate: z -> frames, through the batching queue; encode: GIF/MP4 (milliseconds)
             "Server-Timing": f"generate;dur={(t1 - t0) * 1e3:.1f}, encode;dur={(t2 - t1) * 1e3:.1f}",
             "X-Seed": str(seed),
             "X-Model": name,
-            "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(to_signed(video)):.6f}",
-            "Content-Disposition": f'inline; filename="bouncing-{name}-{seed}.{format}"',
-        }
-        return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
+            "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(to_signed(videos[0])):.6f}",
+        })  # fmt: skip
+        return path
 
     @bentoml.api
     async def generate_videos(
         self,
+        ctx: bentoml.Context,
         count: Annotated[int, Field(default=8, ge=1, le=64)] = 8,
         seed: Seed = None,
         format: Format = "gif",
         fps: Fps = 10,
         scale: Scale = 4,
         model: Model = None,
-    ):  # a JSONResponse
+    ) -> Videos:
         """``count`` videos with seeds seed, seed+1, ...: JSON with base64 files and their metrics."""
+        if refused := self._checked(ctx, "generate_videos", model=model, seed=seed, count=count, scale=scale):
+            return refused
         name = model or self.default
-        if (unknown := self._unknown(name)) is not None:
-            return unknown
         first = secrets.randbelow(2**31) if seed is None else seed
-        if first + count - 1 > MAX_SEED:
-            return bad_request("seed", f"seed + count - 1 must be at most {MAX_SEED}")
-        if count * scale**2 > PIXEL_BUDGET:
-            return bad_request(
-                "count", f"count x scale^2 must be at most {PIXEL_BUDGET} (got {count} x {scale}^2); lower either"
-            )
         seeds = list(range(first, first + count))
-        try:
-            videos = await self._videos(seeds, name)
-        except Overloaded as exc:
-            return overloaded(exc)
-        return await anyio.to_thread.run_sync(self._videos_json, name, format, fps, scale, seeds, videos)
+        videos = await self._videos(ctx, seeds, name)
+        if isinstance(videos, JSONResponse):
+            return videos
+        return await anyio.to_thread.run_sync(self._videos_answer, name, format, fps, scale, seeds, videos)
 
     @staticmethod
-    def _videos_json(name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray) -> Response:
+    def _videos_answer(name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray) -> Videos:
         signed = to_signed(videos)
         mse = consecutive_frame_mse(signed)
         items = [
-            {
-                "seed": s,
-                "mse": float(m),
-                "balls_per_frame": count_balls(f).tolist(),
-                "media_type": MEDIA_TYPES[format],
-                "data": base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"),
-            }
+            Video(seed=s, mse=float(m), balls_per_frame=count_balls(f).tolist(), media_type=MEDIA_TYPES[format],
+                  data=base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"))
             for s, m, v, f in zip(seeds, mse, videos, signed, strict=True)
-        ]
-        return JSONResponse(
-            {"model": name, "format": format, "videos": items,
-             "mse_mean": float(np.mean(mse)), "mse_std": float(np.std(mse))}
-        )  # fmt: skip
+        ]  # fmt: skip
+        return Videos(model=name, format=format, videos=items, mse_mean=float(np.mean(mse)), mse_std=float(np.std(mse)))
 
     @bentoml.api
     def generate_frame(
-        self,
-        seed: Seed = None,
-        z: Annotated[list[float] | None, Field(default=None, max_length=4096)] = None,
-        scale: Scale = 4,
-        model: Model = None,
-    ):  # a starlette Response (the PNG)
+        self, ctx: bentoml.Context, seed: Seed = None, z: Latent = None, scale: Scale = 4, model: Model = None
+    ) -> PngFile:
         """One frame of G_F as a PNG, from a seed or an explicit latent vector z."""
+        if (refused := self._checked(ctx, "generate_frame", model=model, seed=seed, z=z)) is not None:
+            return refused
         name = model or self.default
-        if (unknown := self._unknown(name)) is not None:
-            return unknown
-        if seed is not None and z is not None:
-            return bad_request("z", "give either seed or z, not both")
         variant = self.variants[name]
         if z is not None:
-            if len(z) != variant.latent:
-                return bad_request("z", f"z must hold {variant.latent} numbers, got {len(z)}")
-            if not all(math.isfinite(v) for v in z):
-                return bad_request("z", "z must hold finite numbers (no NaN or infinity)")
             vec, shown = np.asarray(z, dtype=np.float32), "z"
         else:
             seed = secrets.randbelow(2**31) if seed is None else seed
             vec, shown = latent_from_seed(seed, variant.latent), str(seed)
         frame = to_pixels(variant.generate_frames(vec[None])[0])
-        return Response(encode_png(frame, scale), media_type="image/png", headers={"X-Seed": shown, "X-Model": name})
+        path = Path(ctx.temp_dir) / f"bouncing-{name}-frame-{shown}.png"
+        path.write_bytes(encode_png(frame, scale))
+        ctx.response.headers.update({"X-Seed": shown, "X-Model": name})
+        return path
 
     @bentoml.api
     def models(self) -> dict:
@@ -201,9 +233,25 @@ class BouncingBalls:
         return {"default": self.default, "variants": {n: v.entry for n, v in self.variants.items()}}
 
 
-# every API request is checked (size, media type, fields) before BentoML parses it; see inference/http.py
+# every API request is checked (size, media type, fields, request_problem) before BentoML parses it
 BouncingBalls.add_asgi_middleware(
     RequestGuard,
     models={f"/{name}": api.input_spec for name, api in BouncingBalls.apis.items()},
+    checks={f"/{name}": (lambda req, api=name: request_problem(api, req)) for name in BouncingBalls.apis},
     max_body_bytes=MAX_BODY_BYTES,
+)
+# /docs.json completed with what BentoML cannot infer: file media types, headers, the real error body
+BouncingBalls.add_asgi_middleware(
+    OpenAPIDocument,
+    apis=list(BouncingBalls.apis),
+    files={"generate_video": [MEDIA_TYPES["gif"], MEDIA_TYPES["mp4"]], "generate_frame": [MEDIA_TYPES["png"]]},
+    headers={
+        "generate_video": {
+            "X-Seed": "the seed of the video's z_v",
+            "X-Model": "the variant that made it",
+            "X-Consecutive-Frame-MSE": "the paper's Table 1 metric of the 30x30 frames, before encoding",
+            "Server-Timing": "generate and encode times (ms)",
+        },
+        "generate_frame": {"X-Seed": "the seed of z, or 'z' when z was given", "X-Model": "the variant"},
+    },
 )

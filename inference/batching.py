@@ -6,7 +6,7 @@ worker idle runs at once (no waiting window); under load, batches grow with the 
 grouped by key (the model variant) within a batch.
 
 Why not BentoML's batchable API: it reaches the batched method through an HTTP hop to the service's
-own app, ~13 ms per request on this project's 2-core machine (README "Performance").
+own app, which was measured to cost more per request than this whole path (benchmarks/results.md).
 """
 
 from __future__ import annotations

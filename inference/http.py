@@ -2,8 +2,9 @@
 
 - bodies over ``max_body_bytes`` are refused with 413 (from Content-Length, or while streaming);
 - API bodies must be JSON objects (or empty): other media types get 415;
-- the body is validated against the API's own input model, unknown fields included, so every 4xx
-  names the field and the problem: ``{"error": "seed: Input should be ...", "field": "seed"}``;
+- the body is validated against the API's own input model, unknown fields included, then by the
+  API's own check (e.g. an unknown model name), so every 4xx names the field and the problem:
+  ``{"error": "seed: Input should be ...", "field": "seed"}``;
 - API paths answer 405 with a JSON body to anything but POST.
 
 Valid requests reach BentoML byte for byte as they came.
@@ -51,11 +52,20 @@ async def _respond(send: Send, status: int, body: dict[str, Any], headers: Mappi
 
 
 class RequestGuard:
-    """See the module docstring. ``models`` maps an API path ('/generate_video') to its input model."""
+    """See the module docstring. ``models`` maps an API path ('/generate_video') to its input model,
+    ``checks`` an API path to a function of the validated input that returns (field, message) for a
+    request to refuse with 400, or None."""
 
-    def __init__(self, app: ASGIApp, models: Mapping[str, type[BaseModel]], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        models: Mapping[str, type[BaseModel]],
+        max_body_bytes: int,
+        checks: Mapping[str, Callable[[BaseModel], tuple[str, str] | None]] | None = None,
+    ) -> None:
         self.app = app
         self.models = dict(models)
+        self.checks = dict(checks or {})
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,7 +94,7 @@ class RequestGuard:
                 send, 415, {"error": f"send the body as application/json, not {media!r}", "field": "content-type"}
             )
         try:
-            self.models[path].model_validate_json(body or b"{}")
+            validated = self.models[path].model_validate_json(body or b"{}")
             unknown = sorted(set(json.loads(body or b"{}")) - set(self.models[path].model_fields))
         except ValidationError as exc:
             return await _respond(send, 400, validation_error(exc))
@@ -95,6 +105,8 @@ class RequestGuard:
             return await _respond(
                 send, 400, {"error": f"unknown field {unknown[0]!r}; fields: {known}", "field": unknown[0]}
             )
+        if path in self.checks and (problem := self.checks[path](validated)) is not None:
+            return await _respond(send, 400, {"error": problem[1], "field": problem[0]})
         await self.app(scope, self._replay(body, receive), send)
 
     async def _read(self, receive: Receive) -> tuple[bytes, bool]:

@@ -45,8 +45,8 @@ def session_options() -> ort.SessionOptions:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     # ONNX Runtime's default: idle threads spin-wait for the next run. Making them sleep instead
-    # (session.intra_op.allow_spinning=0) cost 34% of generator throughput and 20% of served
-    # requests/s at concurrency 1 (README "Benchmarks"), so the default stays.
+    # (session.intra_op.allow_spinning=0) was measured slower, for the generator and for served
+    # requests (benchmarks/results.md), so the default stays.
     return opts
 
 

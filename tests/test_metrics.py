@@ -90,7 +90,7 @@ def test_real_data_has_no_unexplained_turns(real_windows, n_balls):
     assert motion["mean_speed"] == pytest.approx(expected_speed, rel=0.05)
     if n_balls == 1:
         assert report["right_count_fraction"] == 1.0
-    else:  # DESIGN.md: exactly 3 on 88% of frames, 2 on 12%, 1 rarely
+    else:  # real 3-ball data: exactly 3 on 88% of frames, 2 on 12%, 1 rarely
         assert report["right_count_fraction"] == pytest.approx(0.88, abs=0.03)
         assert report["balls_per_frame"]["2"] == pytest.approx(0.12, abs=0.03)
         assert report["balls_per_frame"]["4"] == 0.0

@@ -105,6 +105,27 @@ def test_sphere_puts_every_z_f_on_the_prior_shell(tmp_path):
     assert check(gv, path, 8) < 1e-4  # the rescaling exports to ONNX and runs the same in ONNX Runtime
 
 
+def test_residual_path_starts_at_z_v_and_takes_bounded_steps(tmp_path):
+    from export.onnx_export import _export, check
+
+    opts = dict(latent=16, frame_latent=16, frames=6, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+    gv = SequenceGenerator(path="residual", step=0.05, **opts).eval()
+    z = torch.randn(5, 16)
+    zf = gv(z)
+    assert zf.shape == (5, 6, 16) and torch.equal(zf[:, 0], z)  # the first frame is G_F(z_v)
+    steps = (zf[:, 1:] - zf[:, :-1]).abs()
+    assert 0 < steps.max() <= 0.05 + 1e-6  # every step within zf_step per coordinate
+    zf.sum().backward()
+    assert all(p.grad is not None for p in gv.head.parameters())
+    path = tmp_path / "gv.onnx"
+    _export(gv, 16, ["z_f"], path)
+    assert check(gv, path, 16) < 1e-4  # cumsum exports to ONNX and runs the same in ONNX Runtime
+    with pytest.raises(ValueError, match="latent .* must equal frame_latent"):
+        SequenceGenerator(path="residual", **{**opts, "latent": 8})
+    with pytest.raises(ValueError, match="path must be"):
+        SequenceGenerator(path="spiral", **opts)
+
+
 def test_projection_is_a_unit_norm_buffer():
     disc = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=3)
     w = disc.projection.weight

@@ -114,3 +114,54 @@ def test_concurrent_requests_share_onnx_runs(server):
     alone = post(server, "/generate_video", {"seed": 105, "scale": 1})
     assert alone.content == responses[5].content
     print(json.dumps({"requests": 16, "onnx_runs": calls}))
+
+
+def test_bentomls_own_clients_get_every_answer(server, tmp_path):
+    """bentoml.SyncHTTPClient and AsyncHTTPClient: files come back as files (decoded here), JSON as dicts."""
+    import asyncio
+
+    import bentoml
+
+    with bentoml.SyncHTTPClient(server) as client:
+        gif = client.generate_video(seed=7, scale=2)
+        mp4 = client.generate_video(seed=7, format="mp4", scale=SCALE)
+        png = client.generate_frame(seed=7, scale=3)
+        videos = client.generate_videos(count=2, seed=7, scale=1)
+        models = client.models()
+        with pytest.raises(bentoml.exceptions.BentoMLException) as bad:
+            client.generate_video(seed=7, model="nope")
+    assert Path(gif).suffix == ".gif" and decode_gif(Path(gif).read_bytes()).shape == (30, 60, 60)
+    raw = post(server, "/generate_video", {"seed": 7, "scale": 2}).content
+    assert Path(gif).read_bytes() == raw  # the same file as over plain HTTP
+    assert decode_mp4(Path(mp4).read_bytes(), tmp_path).shape == (30, 30 * SCALE, 30 * SCALE)
+    assert Image.open(png).size == (90, 90)
+    assert [v["seed"] for v in videos["videos"]] == [7, 8] and models["default"] in models["variants"]
+    assert "unknown model" in str(bad.value)
+
+    async def async_calls():
+        async with bentoml.AsyncHTTPClient(server) as client:
+            return await client.generate_video(seed=7, scale=2), await client.generate_frame(seed=7, scale=3)
+
+    a_gif, a_png = asyncio.run(async_calls())
+    assert Path(a_gif).read_bytes() == raw and Path(a_png).read_bytes() == Path(png).read_bytes()
+
+
+def test_openapi_document_describes_every_answer(server):
+    spec = httpx.get(f"{server}/docs.json", timeout=10).json()
+    paths = spec["paths"]
+    video = paths["/generate_video"]["post"]["responses"]
+    assert set(video["200"]["content"]) == {"image/gif", "video/mp4"}
+    assert "X-Consecutive-Frame-MSE" in video["200"]["headers"]
+    assert set(paths["/generate_frame"]["post"]["responses"]["200"]["content"]) == {"image/png"}
+    error = spec["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"] and "field" in error["properties"]
+    for api in ("/generate_video", "/generate_videos", "/generate_frame", "/models"):
+        responses = paths[api]["post"]["responses"]
+        assert {"400", "413", "415", "429", "503", "504"} <= set(responses)
+        assert responses["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    # the real 400 body has the documented shape
+    body = post(server, "/generate_video", {"seed": "abc"}).json()
+    assert set(body) <= set(error["properties"]) and {"error", "field"} <= set(body)
+    assert "/gallery/" in spec["info"]["description"]
+    page = httpx.get(f"{server}/", timeout=10)  # the Swagger UI, which shows that description
+    assert page.status_code == 200 and "swagger" in page.text.lower()

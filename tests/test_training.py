@@ -198,6 +198,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--checkpoint-every", "2", "--keep-checkpoints", "2", "--amp", "--g-width", "8", "--video-length", "31",
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
         "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
+        "--zf-path", "absolute", "--zf-step", "0.3",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -215,6 +216,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert (v["video_length"], v["fc"], v["seq_features"], v["lstm_hidden"], v["lstm_layers"]) == (31, [8, 16], 4, 5, 1)
     assert v["zf_scale"] == 2.5 and v["zf_sphere"] and v["data_length"] == 31 and v["instance_noise"] == 0.2
     assert v["mode_seeking"] == 0.5 and f.mode_seeking == 0.5 and v["spectral_norm"] and f.spectral_norm
+    assert v["zf_path"] == "absolute" and v["zf_step"] == 0.3
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["mode_seeking"] > 0 for r in rows) and 0 <= rows[-1]["near_identical"] <= 1
@@ -354,3 +356,9 @@ def test_slim_checkpoint_keeps_what_export_needs(tmp_path):
     assert_same_state(ckpt["frames_generator"], full["frames_generator"])
     with pytest.raises(SystemExit, match="does not exist"):
         checkpoint.main(["slim", str(tmp_path / "nope.pt"), str(tmp_path / "x.pt")])
+
+
+def test_residual_path_trains_and_resumes(tmp_path):
+    run(tmp_path, "--stage", "all", "--zf-path", "residual", "--zf-step", "0.05", "--data", "stream")
+    ckpt = checkpoint.load(tmp_path / "video" / "latest.pt")
+    assert ckpt["config"]["zf_path"] == "residual" and ckpt["step"] == 4

@@ -26,7 +26,7 @@ def build_sequence_generator(cfg: VideoConfig, frame_latent: int) -> SequenceGen
         return SequenceGenerator(
             latent=cfg.latent, frame_latent=frame_latent, frames=cfg.video_length, fc=cfg.fc,
             seq_features=cfg.seq_features, lstm_hidden=cfg.lstm_hidden, lstm_layers=cfg.lstm_layers,
-            out_scale=cfg.zf_scale, sphere=cfg.zf_sphere,
+            out_scale=cfg.zf_scale, sphere=cfg.zf_sphere, path=cfg.zf_path, step=cfg.zf_step,
         )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 between config fields and command-line flags (``add_flags``, ``flags_of``).
 
 `paper` is the paper's setting exactly; `cpu` is reduced to train each stage on a 2-core CPU in
-about 45 minutes (with the anti-collapse minibatch-stddev feature DESIGN.md asks for); `smoke`
+about 45 minutes (with the anti-collapse minibatch-stddev feature: plain settings collapse); `smoke`
 runs the whole pipeline in seconds for tests. Every field can be overridden from the command line
 (`python -m training.run --help` lists them).
 """
@@ -15,7 +15,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 OPTIMIZERS = ("rmsprop", "adam")
-G_LOSS_MODES = ("sum", "hypervolume")  # how the K generator losses combine (training/losses.py)
+G_LOSS_MODES = ("sum", "hypervolume")
+ZF_PATHS = (
+    "absolute",
+    "residual",
+)  # how G_V writes its path of z_F (training/networks.py)  # how the K generator losses combine (training/losses.py)
 FRAMES, VIDEO = "frames", "video"
 
 
@@ -116,6 +120,10 @@ class VideoConfig(StageConfig):
     lstm_layers: int = _f(2, "stacked bidirectional LSTM layers")
     zf_scale: float = _f(1.0, "scale of G_V's tanh outputs z_F (paper: 1)")
     zf_sphere: bool = _f(False, "rescale each z_F to norm zf_scale * sqrt(latent), where N(0, I) samples lie")
+    zf_path: str = _f(
+        "absolute", "absolute: z_F = tanh(...) (paper); residual: z_F,0 = z_v, then steps of zf_step * tanh"
+    )
+    zf_step: float = _f(0.1, "largest change per coordinate and frame of a residual path (--zf-path residual)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -128,6 +136,10 @@ class VideoConfig(StageConfig):
             raise ValueError(f"video_length must be in 2..data_length ({self.data_length}), got {self.video_length}")
         if self.zf_scale <= 0:
             raise ValueError(f"zf_scale must be positive, got {self.zf_scale}")
+        if self.zf_path not in ZF_PATHS:
+            raise ValueError(f"zf_path must be one of {ZF_PATHS}, not {self.zf_path!r}")
+        if self.zf_step <= 0:
+            raise ValueError(f"zf_step must be positive, got {self.zf_step}")
 
 
 _SMOKE = dict(

@@ -65,6 +65,11 @@ class SequenceGenerator(nn.Module):
     ``out_scale`` multiplies the tanh output (1 in the paper). ``sphere`` (not the paper's) then
     rescales each z_F to norm ``out_scale * sqrt(frame_latent)``: the shell where N(0, I) samples,
     the z that G_F was trained on, lie.
+
+    ``path="residual"`` (not the paper's) writes the path as steps instead: z_F,0 = z_v (a prior
+    sample, so the first frame is an ordinary G_F sample; needs latent == frame_latent) and
+    z_F,t = z_F,t-1 + step * tanh(head(h_t)), so "move a little each frame" is the default and no
+    output saturates into a hold or flips into a jump.
     """
 
     def __init__(
@@ -79,9 +84,18 @@ class SequenceGenerator(nn.Module):
         lstm_layers: int = 2,
         out_scale: float = 1.0,
         sphere: bool = False,
+        path: str = "absolute",
+        step: float = 0.1,
     ) -> None:
         super().__init__()
+        if path not in ("absolute", "residual"):
+            raise ValueError(f"path must be 'absolute' or 'residual', not {path!r}")
+        if path == "residual" and latent != frame_latent:
+            raise ValueError(
+                f"a residual path starts at z_v: latent ({latent}) must equal frame_latent ({frame_latent})"
+            )
         self.frames, self.seq_features, self.out_scale = frames, seq_features, out_scale
+        self.path, self.step = path, step
         self.radius = out_scale * frame_latent**0.5 if sphere else None
         dims = [latent, *fc, frames * seq_features]
         layers: list[nn.Module] = []
@@ -95,6 +109,9 @@ class SequenceGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.encoder(z).view(-1, self.frames, self.seq_features)  # (B, T, seq_features)
         h, _ = self.lstm(h)  # (B, T, 2 * hidden)
+        if self.path == "residual":
+            steps = self.step * torch.tanh(self.head(h[:, 1:]))  # (B, T-1, frame_latent)
+            return torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1)
         zf = torch.tanh(self.head(h))  # (B, T, frame_latent)
         if self.radius is not None:
             return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6))
@@ -151,7 +168,7 @@ class MinibatchStd(nn.Module):
     and positions of the batch standard deviation: (B, K*C, *S) -> (B, K*(C+1), *S).
 
     A discriminator that sees the spread of its batch can tell a collapsed generator from data;
-    the small presets need it (DESIGN.md: plain settings collapse within ~1,000 steps).
+    the small presets need it (plain settings collapse within ~1,000 steps: docs/training-log.md).
     """
 
     def __init__(self, count: int) -> None:
@@ -254,7 +271,7 @@ class DiscriminatorEnsemble(nn.Module):
         if spectral_norm:
             for layer in [*self.layers, self.head]:
                 parametrize.register_parametrization(layer, "weight", GroupSpectralNorm(layer.weight, count))
-        # channels-last frames: oneDNN's grouped 2-D convolutions run ~10% faster (not so in 3-D)
+        # channels-last frames: oneDNN's grouped 2-D convolutions run faster so (not in 3-D; make bench-train)
         self.memory_format = torch.channels_last if dims == 2 else torch.contiguous_format
         self.to(memory_format=self.memory_format)
 
