@@ -23,7 +23,7 @@ from balls.simulator import BOX, RADIUS
 CONNECTIVITY = ndimage.generate_binary_structure(2, 1)
 
 
-def _frames(video: np.ndarray) -> np.ndarray:
+def frames_of(video: np.ndarray) -> np.ndarray:
     """Drop a channel axis of size 1: (..., T, 1, H, W) -> (..., T, H, W)."""
     video = np.asarray(video)
     if video.ndim >= 4 and video.shape[-3] == 1:
@@ -33,7 +33,7 @@ def _frames(video: np.ndarray) -> np.ndarray:
 
 def binarize(video: np.ndarray) -> np.ndarray:
     """Frames in [-1, 1] -> {0, 1}: a pixel is on when it is above 0 (intensity above 0.5)."""
-    return (_frames(video) > 0).astype(np.float32)
+    return (frames_of(video) > 0).astype(np.float32)
 
 
 def consecutive_frame_mse(video: np.ndarray) -> np.ndarray | float:
@@ -57,7 +57,7 @@ def summarize(values: np.ndarray) -> dict[str, float]:
 def count_balls(frames: np.ndarray) -> np.ndarray:
     """Connected components (4-connected) of each binarised frame: (..., H, W) -> (...) ints.
     Touching balls merge into one component, as they do to the eye."""
-    b = _frames(frames) > 0
+    b = frames_of(frames) > 0
     lead = b.shape[:-2]
     flat = b.reshape(-1, *b.shape[-2:])
     counts = np.array([ndimage.label(f, structure=CONNECTIVITY)[1] for f in flat], dtype=np.int64)
@@ -121,7 +121,7 @@ def motion_stats(
     ``margin`` pixels of a wall, or within two radii plus ``margin`` of another ball. This is the
     paper's failure mode: "the ball changes its trajectory without hitting a wall first".
     """
-    videos = _frames(videos)
+    videos = frames_of(videos)
     if videos.ndim == 3:
         videos = videos[None]
     res = videos.shape[-1]
@@ -185,7 +185,7 @@ def between_videos(videos: np.ndarray) -> dict[str, float]:
 
 def video_report(videos: np.ndarray, n_balls: int) -> dict:
     """Everything Table 1 reports about a set of (B, T, H, W) videos in [-1, 1]."""
-    videos = _frames(videos)
+    videos = frames_of(videos)
     counts = count_balls(videos)
     return {
         "consecutive_frame_mse": summarize(consecutive_frame_mse(videos)),
