@@ -35,6 +35,7 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from balls import motion
 from balls.metrics import consecutive_frame_mse, count_balls
 from balls.pixels import to_pixels, to_signed
 from inference.batching import BATCH_VIDEOS, MicroBatcher, Overloaded
@@ -73,6 +74,8 @@ class Video(BaseModel):
     seed: int
     mse: float = Field(description="consecutive-frame MSE (Table 1) of the 30x30 frames")
     balls_per_frame: list[int]
+    teleport_rate: float = Field(description="share of tracked frame pairs in which a ball jumps more than 4 px")
+    unexplained_rate: float = Field(description="share of accelerations of balls clear of walls and balls (> 0.5 px)")
     media_type: str
     data: str = Field(description="the file, base64")
 
@@ -196,14 +199,17 @@ class BouncingBalls:
             return videos
         return await anyio.to_thread.run_sync(self._videos_answer, name, format, fps, scale, seeds, videos)
 
-    @staticmethod
-    def _videos_answer(name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray) -> Videos:
+    def _videos_answer(
+        self, name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray
+    ) -> Videos:
         signed = to_signed(videos)
         mse = consecutive_frame_mse(signed)
+        moves = motion.per_video(signed, int(self.variants[name].entry.get("frames_balls", 3)))
         items = [
             Video(seed=s, mse=float(m), balls_per_frame=count_balls(f).tolist(), media_type=MEDIA_TYPES[format],
+                  teleport_rate=mv["teleport_rate"], unexplained_rate=mv["unexplained_rate"],
                   data=base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"))
-            for s, m, v, f in zip(seeds, mse, videos, signed, strict=True)
+            for s, m, v, f, mv in zip(seeds, mse, videos, signed, moves, strict=True)
         ]  # fmt: skip
         return Videos(model=name, format=format, videos=items, mse_mean=float(np.mean(mse)), mse_std=float(np.std(mse)))
 

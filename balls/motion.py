@@ -78,7 +78,7 @@ class VideoMotion:
         return float(e.std() / e.mean())
 
 
-def _clearance(pos: np.ndarray, res: int, radius_px: float) -> np.ndarray:
+def clearance(pos: np.ndarray, res: int, radius_px: float) -> np.ndarray:
     """Edge-to-edge distance (px) of each ball (n, 2) to the nearest wall or other ball: (n,)."""
     walls = np.minimum(pos, res - pos).min(axis=1) - radius_px
     gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1) - 2 * radius_px
@@ -129,7 +129,7 @@ def video_motion(video: np.ndarray, n_balls: int) -> VideoMotion:
         p0, p1, p2 = tracked[t - 1], tracked[t], tracked[t + 1]
         if p0 is None or p1 is None or p2 is None or jumped[t - 1] or jumped[t]:
             continue
-        clear = np.minimum.reduce([_clearance(p, res, radius_px) for p in (p0, p1, p2)]) > CLEAR_PX
+        clear = np.minimum.reduce([clearance(p, res, radius_px) for p in (p0, p1, p2)]) > CLEAR_PX
         accel = np.linalg.norm(p2 - 2 * p1 + p0, axis=1)
         m.clear += int(clear.sum())
         m.unexplained += int((clear & (accel > ACCEL_PX)).sum())
@@ -195,7 +195,7 @@ def calibrate(videos: int = 200, n_balls: int = 3, seed: int = 0, length: int = 
             p0, p1, p2 = tracked[i - 1], tracked[i], tracked[i + 1]
             if p0 is None or p1 is None or p2 is None:
                 continue
-            clear = np.minimum.reduce([_clearance(p, res, RADIUS / BOX * res) for p in (p0, p1, p2)]) > CLEAR_PX
+            clear = np.minimum.reduce([clearance(p, res, RADIUS / BOX * res) for p in (p0, p1, p2)]) > CLEAR_PX
             accels.extend(np.linalg.norm(p2 - 2 * p1 + p0, axis=1)[clear])
     report = motion_report(frames, n_balls)
     return {

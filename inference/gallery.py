@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from balls import motion
 from balls.metrics import consecutive_frame_mse
 from balls.pixels import to_signed
 from balls.sequences import real_video
@@ -46,10 +48,13 @@ async def real(request: Request) -> JSONResponse:
     if isinstance(params, JSONResponse):
         return params
     videos = [real_video(params["seed"] + i, params["balls"]) for i in range(params["count"])]
+    moves = motion.per_video(to_signed(np.stack(videos)), params["balls"])
     items = [
         {
             "seed": params["seed"] + i,
             "mse": float(consecutive_frame_mse(to_signed(v))),
+            "teleport_rate": moves[i]["teleport_rate"],
+            "unexplained_rate": moves[i]["unexplained_rate"],
             "data": base64.b64encode(encode_video(v, "gif", 10, params["scale"])).decode("ascii"),
         }
         for i, v in enumerate(videos)

@@ -4,6 +4,7 @@ Selenium) against a real `bentoml serve` of the shipped models."""
 import os
 import shutil
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
@@ -57,7 +58,14 @@ def figures(driver, container: str) -> list[dict]:
 def api_labels(url: str, seed: int, count: int, model: str) -> list[str]:
     body = {"count": count, "seed": seed, "scale": 3, "model": model}
     videos = httpx.post(f"{url}/generate_videos", json=body, timeout=60).json()["videos"]
-    return [f"seed {v['seed']} · MSE {v['mse']:.4f}" for v in videos]
+    def percent(rate: float) -> str:  # as JavaScript's toFixed(0) rounds: half up, on the exact binary value
+        return str(Decimal(100 * rate).quantize(Decimal(1), ROUND_HALF_UP))
+
+    return [
+        f"seed {v['seed']} · MSE {v['mse']:.4f} · teleports {percent(v['teleport_rate'])}% "
+        f"· unexplained {percent(v['unexplained_rate'])}%"
+        for v in videos
+    ]
 
 
 def test_gallery_in_a_real_browser(server, browser, tmp_path):

@@ -1,43 +1,104 @@
-"""Table 1 and the paper's figures for a trained model: `python -m training.evaluate`.
+"""Table 1, the physics of the motion, the two-sample test and the paper's figures: `python -m training.evaluate`.
 
-    python -m training.evaluate --frames FRAMES_CKPT --video VIDEO_CKPT --balls N --out DIR
+    python -m training.evaluate --frames FRAMES_CKPT [--video VIDEO_CKPT] [--balls N] --out DIR
+    python -m training.evaluate --models models --variant 3balls [--out DIR] [--json OUT.json] [--no-c2st]
 
-Generated videos are G_V (from the video checkpoint) over G_F (from the frames checkpoint): give
-the G_F that G_V was trained over for the model itself, or another one (e.g. trained on 1 ball)
-for the paper's swap experiment. Writes DIR/table1.json, DIR/table1.md, DIR/fig3-strip.png and
-DIR/fig5-isomap.png (the last needs --video).
+Generated videos come from checkpoints (G_V from the video checkpoint over G_F from the frames
+checkpoint: give the G_F that G_V was trained over for the model itself, or another one, e.g.
+trained on 1 ball, for the paper's swap) or from an exported variant run in ONNX Runtime (no torch
+needed unless the two-sample test runs). Writes table1.json / table1.md (Table 1 on 30 videos,
+``motion`` and ``motion_real``: the physics of balls.motion on ``--motion-videos`` generated and real
+videos, ``c2st``: training.c2st's held-out accuracies) and, with --out, fig3-strip.png,
+fig5-isomap.png and paths.png (tracked ball paths, real beside generated).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import warnings
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from balls import metrics
+from balls import manifest as card
+from balls import metrics, motion
 from balls.digest import sha256
 from balls.pixels import to_signed
 from balls.sequences import generate
-from training import checkpoint, images
 from training import data as bb
-from training.build import load_frame_generator, load_sequence_generator
-from training.networks import FrameGenerator, SequenceGenerator
+from training import images
 
 VIDEOS = 30  # Table 1: mean and std over 30 videos
 FRAMES = 30
+PHYSICS = ("teleport_rate", "unexplained_rate", "speed_w1", "energy_spread")
 
 
-@torch.no_grad()
-def frames_of(gf: FrameGenerator, z: np.ndarray) -> np.ndarray:
-    """z (..., latent) -> frames (..., H, W) in [-1, 1]."""
-    lead = z.shape[:-1]
-    out = gf(torch.from_numpy(z.reshape(-1, z.shape[-1])).float())[:, 0].numpy()
-    return out.reshape(*lead, *out.shape[-2:])
+@dataclass
+class Source:
+    """What is evaluated: z (N, latent) -> frames (N, H, W); z_v (N, latent) -> (videos, z_F) or None."""
+
+    frames: Callable[[np.ndarray], np.ndarray]
+    videos: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+    latent: int
+    balls: int  # the balls of G_F's training data
+    provenance: dict[str, Any]
+
+
+def from_checkpoints(frames_ckpt: Path, video_ckpt: Path | None) -> Source:
+    import torch
+
+    from training.build import load_frame_generator, load_sequence_generator
+
+    gf, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
+
+    @torch.no_grad()
+    def frames(z: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [gf(torch.from_numpy(c).float())[:, 0].numpy() for c in np.array_split(z, -(-len(z) // 512))]
+        )
+
+    provenance: dict[str, Any] = {"frames_checkpoint": gf_source}
+    videos = None
+    if video_ckpt is not None:
+        gv, gv_cfg, _ = load_sequence_generator(video_ckpt)
+        provenance["video_checkpoint"] = {"path": str(video_ckpt), "sha256": sha256(video_ckpt), "balls": gv_cfg.balls}
+
+        @torch.no_grad()
+        def videos(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            zf = gv(torch.from_numpy(z).float()).numpy()  # (N, T, latent)
+            return frames(zf.reshape(-1, zf.shape[-1])).reshape(*zf.shape[:2], 30, 30), zf
+
+    return Source(frames, videos, gf_cfg.latent, gf_cfg.balls, provenance)
+
+
+def from_exported(folder: Path, variant: str) -> Source:
+    """An exported variant in ONNX Runtime, read through the manifest (numpy and onnxruntime only)."""
+    import onnxruntime as ort
+
+    manifest = card.read(folder)
+    if variant not in manifest["variants"]:
+        raise card.ManifestError(
+            f"{card.path_of(folder)}: no variant {variant!r}; has {', '.join(manifest['variants'])}"
+        )
+    entry = manifest["variants"][variant]
+    sessions = {}
+    for kind in card.KINDS:
+        path, _ = card.model_file(folder, entry, kind)
+        sessions[kind] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def frames(z: np.ndarray) -> np.ndarray:
+        return sessions["frames"].run(["frames"], {"z": z.astype(np.float32)})[0][:, 0]
+
+    def videos(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = [sessions["video"].run(None, {"z": c.astype(np.float32)}) for c in np.array_split(z, -(-len(z) // 64))]
+        return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
+
+    provenance = {"models": str(folder), "variant": variant, "files": entry["files"]}
+    return Source(frames, videos, entry["latent"], entry.get("frames_balls", 3), provenance)
 
 
 def prior(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -51,30 +112,18 @@ def interpolations(rng: np.random.Generator, count: int, steps: int, latent: int
     return (1 - t) * a + t * b
 
 
-def evaluate(
-    frames_ckpt: Path, video_ckpt: Path | None, balls: int | None, out: Path, seed: int = 1234
-) -> dict[str, Any]:
-    """Compute Table 1 (and write the figures) for G_F [and G_V]; returns the table as a dict."""
-    gf, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
-    balls = balls or gf_cfg.balls
+def table1(source: Source, balls: int, seed: int) -> dict[str, Any]:
+    """Table 1's rows (30 videos each) and G_F's balls per frame on 1,000 samples."""
     rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
-
     real = to_signed(generate(VIDEOS, balls, length=FRAMES, seed=seed))
-    table: dict[str, Any] = {
-        "balls": balls,
-        "videos": VIDEOS,
-        "seed": seed,
-        "frames_checkpoint": gf_source,
-        "rows": {"real": metrics.video_report(real, balls)},
-    }
-    random_z = frames_of(gf, prior(rng, VIDEOS, FRAMES, gf_cfg.latent))  # 30 independent z per video
+    table: dict[str, Any] = {"balls": balls, "videos": VIDEOS, "seed": seed, **source.provenance}
+    table["rows"] = {"real": metrics.video_report(real, balls)}
+    random_z = source.frames(prior(rng, VIDEOS * FRAMES, source.latent)).reshape(VIDEOS, FRAMES, 30, 30)
     table["rows"]["random_z"] = metrics.video_report(random_z, balls)
-    lines = interpolations(rng, VIDEOS, FRAMES, gf_cfg.latent)
-    table["rows"]["interpolation"] = metrics.video_report(frames_of(gf, lines), balls)
-
-    # G_F alone: balls per frame and diversity of 1,000 samples, beside real frames
-    samples = frames_of(gf, prior(rng, 1000, gf_cfg.latent))
+    lines = interpolations(rng, VIDEOS, FRAMES, source.latent)
+    table["rows"]["interpolation"] = metrics.video_report(source.frames(lines.reshape(-1, source.latent)).reshape(
+        VIDEOS, FRAMES, 30, 30), balls)  # fmt: skip
+    samples = source.frames(prior(rng, 1000, source.latent))
     real_frames = bb.sample_frames(generate(1000, balls, seed=seed + 1), rng, 1000)
     table["frame_samples"] = {}
     for name, f in (("real", real_frames), ("generated", samples)):
@@ -84,21 +133,74 @@ def evaluate(
             "right_count_fraction": float((counts == balls).mean()),
             "pair_distance": metrics.mean_pair_distance(f, np.random.default_rng(seed), pairs=5000),
         }
-
-    generated = None
-    if video_ckpt is not None:
-        gv, gv_cfg, _ = load_sequence_generator(video_ckpt)
-        with torch.no_grad():
-            zf = gv(torch.from_numpy(prior(rng, VIDEOS, gv_cfg.latent))).numpy()  # (30, T, latent)
-        generated = frames_of(gf, zf)
+    if source.videos is not None:
+        generated, _ = source.videos(prior(rng, VIDEOS, source.latent))
         table["rows"]["generated"] = metrics.video_report(generated, balls)
-        table["video_checkpoint"] = {"path": str(video_ckpt), "sha256": sha256(video_ckpt), "balls": gv_cfg.balls}
-        isomap_figure(gv, gv_cfg.latent, lines[:2], rng, out / "fig5-isomap.png")
+    table["_strip"] = np.concatenate([real[:3], (generated if source.videos is not None else random_z)[:3]])
+    table["_lines"] = lines[:2]
+    return table
 
-    strip = np.concatenate([real[:3], (generated if generated is not None else random_z)[:3]])
-    images.save_strip(strip, out / "fig3-strip.png")
-    (out / "table1.json").write_text(json.dumps(table, indent=2) + "\n")
-    (out / "table1.md").write_text(markdown(table) + "\n")
+
+def physics(source: Source, balls: int, seed: int, count: int) -> dict[str, Any]:
+    """balls.motion's measures of ``count`` generated and ``count`` real videos; the speed distance
+    of both is taken to another ``count`` real videos (so that the real row's is not 0 by definition)."""
+    rng = np.random.default_rng([seed, 7])
+    real = to_signed(generate(count, balls, length=FRAMES, seed=seed + 11))
+    reference = motion.speeds_of(to_signed(generate(count, balls, length=FRAMES, seed=seed + 12)), balls)
+    out = {"videos": count, "motion_real": motion.motion_report(real, balls, reference), "_real": real}
+    if source.videos is not None:
+        generated, _ = source.videos(prior(rng, count, source.latent))
+        out["motion"] = motion.motion_report(generated, balls, reference)
+        out["_generated"] = generated
+    return out
+
+
+def two_sample(source: Source, balls: int, seed: int, protocol) -> dict[str, Any]:
+    from training import c2st
+
+    n = protocol.train + protocol.test
+    rng = np.random.default_rng([seed, 8])
+    real = to_signed(generate(n, balls, length=FRAMES, seed=seed + 21))
+    fake, _ = source.videos(prior(rng, n, source.latent))
+    t0 = time.perf_counter()
+    result = c2st.two_sample_test(real, fake, protocol)
+    return {**result, "protocol": protocol.__dict__, "seconds": time.perf_counter() - t0}
+
+
+def evaluate(
+    source: Source,
+    balls: int | None,
+    out: Path | None,
+    seed: int = 1234,
+    motion_videos: int = 200,
+    run_c2st: bool = True,
+    c2st_protocol=None,
+) -> dict[str, Any]:
+    """Everything above for one source; writes table1.json / table1.md and the figures into ``out``."""
+    balls = balls or source.balls
+    table = table1(source, balls, seed)
+    phys = physics(source, balls, seed, motion_videos)
+    table["motion_videos"] = motion_videos
+    table["motion_real"] = phys["motion_real"]
+    if "motion" in phys:
+        table["motion"] = phys["motion"]
+    if run_c2st and source.videos is not None:
+        from training.c2st import Protocol
+
+        table["c2st"] = two_sample(source, balls, seed, c2st_protocol or Protocol())
+    strip, lines = table.pop("_strip"), table.pop("_lines")
+    if out is not None:
+        from training import figures
+
+        out.mkdir(parents=True, exist_ok=True)
+        images.save_strip(strip, out / "fig3-strip.png")
+        if source.videos is not None:
+            rng = np.random.default_rng([seed, 9])
+            _, zf = source.videos(prior(rng, 6, source.latent))
+            figures.isomap_figure(zf, prior(rng, 60, zf.shape[-1]), lines, out / "fig5-isomap.png")
+            figures.paths_figure(phys["_real"], phys["_generated"], balls, out / "paths.png")
+        (out / "table1.json").write_text(json.dumps(table, indent=2) + "\n")
+        (out / "table1.md").write_text(markdown(table) + "\n")
     return table
 
 
@@ -120,10 +222,10 @@ def markdown(table: dict[str, Any]) -> str:
         if key not in table["rows"]:
             continue
         r = table["rows"][key]
-        mse, motion, apart = r["consecutive_frame_mse"], r["motion"], r["between_videos"]
+        mse, turns, apart = r["consecutive_frame_mse"], r["motion"], r["between_videos"]
         lines.append(
             f"| {names[key]} | {mse['mean']:.4f} ± {mse['std']:.4f} | {r['right_count_fraction']:.1%} "
-            f"| {motion['mean_speed']:.2f} | {motion['unexplained_per_video']:.2f} "
+            f"| {turns['mean_speed']:.2f} | {turns['unexplained_per_video']:.2f} "
             f"| {apart['mean']:.4f} ({apart['near_identical_fraction']:.0%}) |"
         )
     fs = table["frame_samples"]
@@ -132,54 +234,83 @@ def markdown(table: dict[str, Any]) -> str:
         "| 1,000 frames | right ball count | distance between independent frames |",
         "|---|---|---|",
         *(f"| {k} | {v['right_count_fraction']:.1%} | {v['pair_distance']:.4f} |" for k, v in fs.items()),
+        "",
+        f"Physics of the motion ({table['motion_videos']} videos each; balls.motion)",
+        "",
+        "| videos | teleport steps (> 4 px) | unexplained accelerations | speed W1 (px/frame) | energy spread "
+        "| mean speed |",
+        "|---|---|---|---|---|---|",
     ]
+    for key, name in (("motion_real", "real"), ("motion", "generated")):
+        if key in table:
+            m = table[key]
+            lines.append(
+                f"| {name} | {m['teleport_rate']:.1%} | {m['unexplained_rate']:.1%} | {m['speed_w1']:.3f} "
+                f"| {m['energy_spread']:.3f} | {m['mean_speed']:.2f} |"
+            )
+    if "c2st" in table:
+        c = table["c2st"]
+        p = c["protocol"]
+        lines += [
+            "",
+            f"Classifier two-sample test (held-out accuracy, 95% interval; {p['train']} + {p['test']} videos "
+            "per class)",
+            "",
+            "| view | accuracy | 95% interval |",
+            "|---|---|---|",
+            *(
+                f"| {v} | {c[v]['accuracy']:.3f} | {c[v]['ci95'][0]:.3f}–{c[v]['ci95'][1]:.3f} |"
+                for v in ("video", "motion", "frame")
+            ),
+        ]
     return "\n".join(lines)
-
-
-def isomap_figure(gv: SequenceGenerator, latent: int, lines: np.ndarray, rng: np.random.Generator, path: Path) -> None:
-    """The paper's Fig. 5: 2-D Isomap of the z_F of 6 generated videos, prior samples and two
-    linear interpolations between prior samples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import Isomap
-
-    with torch.no_grad():
-        zf = gv(torch.from_numpy(prior(rng, 6, latent))).numpy()  # (6, T, latent)
-    z_prior = prior(rng, 60, zf.shape[-1])
-    points = np.concatenate([zf.reshape(-1, zf.shape[-1]), z_prior, lines.reshape(-1, zf.shape[-1])])
-    with warnings.catch_warnings():  # separate clusters (videos vs prior) leave the graph disconnected;
-        warnings.simplefilter("ignore")  # Isomap completes it, which is what the figure needs
-        xy = Isomap(n_components=2, n_neighbors=10).fit_transform(points)
-    t, n = zf.shape[1], zf.shape[0] * zf.shape[1]
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
-    for i in range(zf.shape[0]):
-        seg = xy[i * t : (i + 1) * t]
-        ax.plot(seg[:, 0], seg[:, 1], "-o", ms=2, lw=1, label="G_V videos" if i == 0 else None)
-    ax.scatter(xy[n : n + len(z_prior), 0], xy[n : n + len(z_prior), 1], c="k", marker="x", s=14, label="N(0, I)")
-    for j in range(len(lines)):
-        seg = xy[n + len(z_prior) + j * t : n + len(z_prior) + (j + 1) * t]
-        ax.plot(seg[:, 0], seg[:, 1], "--", c="grey", lw=1, label="linear interpolation" if j == 0 else None)
-    ax.set_title("Isomap of z_F: generated videos, prior samples, interpolations")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--frames", type=Path, required=True, help="frames checkpoint (G_F)")
+    p.add_argument("--frames", type=Path, help="frames checkpoint (G_F)")
     p.add_argument("--video", type=Path, help="video checkpoint (G_V); without it only the frame rows")
+    p.add_argument("--models", type=Path, help="an exported models folder (instead of checkpoints) ...")
+    p.add_argument("--variant", help="... and the variant in it to evaluate")
     p.add_argument("--balls", type=int, help="balls of the real data and of the count (default: G_F's data)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, help="output folder: table1.json, table1.md, figures")
+    p.add_argument("--json", type=Path, help="also write the table as JSON here")
     p.add_argument("--seed", type=int, default=1234, help="seed of the real videos and the noise (default 1234)")
+    p.add_argument("--motion-videos", type=int, default=200, help="videos per physics figure (default 200)")
+    p.add_argument("--no-c2st", action="store_true", help="skip the classifier two-sample test (needs torch)")
+    p.add_argument("--c2st-videos", type=int, default=500, help="train and test videos per class (default 500)")
     args = p.parse_args(argv)
+    if (args.frames is None) == (args.models is None):
+        p.error("give either --frames (checkpoints) or --models with --variant (an exported variant)")
+    if args.models is not None and not args.variant:
+        p.error("--models needs --variant")
+    if args.models is not None and args.video is not None:
+        p.error("--video goes with --frames; an exported variant has its own video model")
+    if args.out is None and args.json is None:
+        p.error("give --out, --json or both")
     try:
-        table = evaluate(args.frames, args.video, args.balls, args.out, args.seed)
-    except checkpoint.CheckpointError as exc:
+        if args.models is not None:
+            source = from_exported(args.models, args.variant)
+        else:
+            from training import checkpoint
+
+            try:
+                source = from_checkpoints(args.frames, args.video)
+            except checkpoint.CheckpointError as exc:
+                raise SystemExit(str(exc)) from None
+    except card.ManifestError as exc:
         raise SystemExit(str(exc)) from None
+    protocol = None
+    if not args.no_c2st and source.videos is not None:
+        try:
+            from training.c2st import Protocol
+        except ImportError as exc:
+            raise SystemExit(f"the two-sample test needs torch ({exc}); pass --no-c2st") from None
+        protocol = Protocol(train=args.c2st_videos, test=args.c2st_videos)
+    table = evaluate(source, args.balls, args.out, args.seed, args.motion_videos, not args.no_c2st, protocol)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(table, indent=2) + "\n")
     print(markdown(table))
 
 

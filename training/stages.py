@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from balls import metrics
+from balls import metrics, motion
 from training import data as bb
 from training import images
 from training.build import build_discriminators, build_frame_generator, build_sequence_generator
@@ -113,12 +113,15 @@ def video_stage(
         mse = metrics.summarize(metrics.consecutive_frame_mse(videos))
         counts = metrics.count_balls(videos)
         apart = metrics.between_videos(videos)
+        moves = motion.motion_report(videos, cfg.balls)
         return {
             "video_mse": mse["mean"],
             "video_mse_std": mse["std"],
             "right_count": float((counts == cfg.balls).mean()),
             "between_videos": apart["mean"],
             "near_identical": apart["near_identical_fraction"],
+            "teleport_rate": moves["teleport_rate"],
+            "unexplained_rate": moves["unexplained_rate"],
         }
 
     extra = {"frames_config": gf_cfg.to_dict(), "frames_generator": gf.state_dict(), "frames_source": source}

@@ -1,0 +1,114 @@
+"""The manifold ceiling: how much real motion a G_F lets a walker in its latent space reproduce.
+
+Real videos are projected into a frozen G_F frame by frame: z is optimised (Adam on the pixel MSE
+between G_F(z) and the real frame), the first frame from ``starts`` random prior draws (the best
+kept), every later frame warm-started from the previous frame's z. The re-rendered videos
+G_F(z_1..z_30) are then measured like generated ones (Table 1 MSE, ball counts, the physics of
+balls.motion) together with the reconstruction error and the path in z: a perfect G_V over this
+G_F could do no better than these videos.
+
+    python -m training.ceiling --frames CKPT [--balls N] [--videos 20] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from balls import metrics, motion
+from balls.pixels import to_signed
+from balls.sequences import generate
+from training import checkpoint
+from training.build import load_frame_generator
+from training.networks import FrameGenerator
+
+
+def _fit(gf: FrameGenerator, target: torch.Tensor, z: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """z (B, L) optimised so that G_F(z) matches target (B, 1, H, W); returns the optimised z."""
+    z = z.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        ((gf(z) - target) ** 2).mean(dim=(1, 2, 3)).sum().backward()
+        opt.step()
+    return z.detach()
+
+
+def project(
+    gf: FrameGenerator, videos: np.ndarray, steps: int = 200, starts: int = 4, lr: float = 0.05, seed: int = 0
+) -> np.ndarray:
+    """z (B, T, L) whose frames G_F(z) reproduce real (B, T, H, W) videos in [-1, 1]."""
+    gf = gf.eval().requires_grad_(False)
+    b, t = videos.shape[:2]
+    x = torch.from_numpy(np.ascontiguousarray(videos, dtype=np.float32))[:, :, None]  # (B, T, 1, H, W)
+    gen = torch.Generator().manual_seed(seed)
+    first = torch.randn(starts * b, gf.latent, generator=gen)
+    candidates = _fit(gf, x[:, 0].repeat(starts, 1, 1, 1), first, steps, lr)
+    with torch.no_grad():
+        err = ((gf(candidates) - x[:, 0].repeat(starts, 1, 1, 1)) ** 2).mean(dim=(1, 2, 3)).view(starts, b)
+    z = candidates.view(starts, b, -1)[err.argmin(dim=0), torch.arange(b)]  # the best start per video
+    path = [z]
+    for i in range(1, t):
+        z = _fit(gf, x[:, i], z, steps, lr)
+        path.append(z)
+    return torch.stack(path, dim=1).numpy()
+
+
+def ceiling(gf: FrameGenerator, balls: int, videos: int = 20, seed: int = 0, steps: int = 200) -> dict[str, Any]:
+    """Project ``videos`` real videos (data seed ``seed``) and measure the re-rendered ones."""
+    real = to_signed(generate(videos, balls, length=30, seed=seed))
+    z = project(gf, real, steps=steps, seed=seed)
+    with torch.no_grad():
+        rendered = gf(torch.from_numpy(z.reshape(-1, z.shape[-1])))[:, 0].numpy().reshape(real.shape)
+    real_speeds = motion.speeds_of(real, balls)
+    step = np.linalg.norm(np.diff(z, axis=1), axis=-1)
+    return {
+        "balls": balls,
+        "videos": videos,
+        "steps_per_frame": steps,
+        "binarised_error": float(np.mean(metrics.binarize(rendered) != metrics.binarize(real))),
+        "z_norm_mean": float(np.linalg.norm(z, axis=-1).mean()),
+        "prior_shell": float(np.sqrt(z.shape[-1])),
+        "z_step_median": float(np.median(step)),
+        "rendered": {
+            **metrics.video_report(rendered, balls),
+            "physics": motion.motion_report(rendered, balls, real_speeds),
+        },
+        "real": {**metrics.video_report(real, balls), "physics": motion.motion_report(real, balls, real_speeds)},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.ceiling", description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=Path, required=True, help="frames checkpoint (G_F)")
+    p.add_argument("--balls", type=int, help="balls of the real videos (default: G_F's data)")
+    p.add_argument("--videos", type=int, default=20, help="real videos to project (default 20)")
+    p.add_argument("--steps", type=int, default=200, help="Adam steps per frame (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="data seed of the real videos and of the starts")
+    p.add_argument("--json", type=Path, help="write the figures here")
+    args = p.parse_args(argv)
+    try:
+        gf, cfg, _ = load_frame_generator(args.frames)
+    except checkpoint.CheckpointError as exc:
+        raise SystemExit(str(exc)) from None
+    out = ceiling(gf, args.balls or cfg.balls, args.videos, args.seed, args.steps)
+    out["frames_checkpoint"] = str(args.frames)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    r, phys = out["rendered"], out["rendered"]["physics"]
+    print(
+        f"binarised error {out['binarised_error']:.4f}, |z| {out['z_norm_mean']:.1f} "
+        f"(prior shell {out['prior_shell']:.1f}), "
+        f"z step {out['z_step_median']:.2f}/frame; re-rendered: MSE {r['consecutive_frame_mse']['mean']:.4f}, "
+        f"right count {r['right_count_fraction']:.1%}, teleports {phys['teleport_rate']:.1%}, "
+        f"unexplained {phys['unexplained_rate']:.1%}, speed W1 {phys['speed_w1']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
