@@ -50,3 +50,16 @@ def test_mode_seeking_term():
     assert same.item() > 1e4
     with pytest.raises(ValueError, match="at least 2"):
         losses.mode_seeking(torch.ones(1, 5), z[:1])
+
+
+def test_jacobian_clamp_penalises_only_outside_the_band():
+    fake = torch.zeros(3, 1, 2, 2)
+    moved = torch.tensor([1.0, 3.0, 9.0])[:, None, None, None] * torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    # Q = |moved - fake| / 1 = 1, 3, 9 against the band [2, 6]: (2 - 1)^2 and (9 - 6)^2, averaged
+    value = losses.jacobian_clamp(fake, moved, step=1.0, low=2.0, high=6.0)
+    assert value.item() == pytest.approx((1 + 9) / 3)
+    assert losses.jacobian_clamp(fake, moved[1:2].expand(3, -1, -1, -1), 1.0, 2.0, 6.0).item() == 0.0
+    moved = moved.clone().requires_grad_(True)
+    losses.jacobian_clamp(fake, moved, 1.0, 2.0, 6.0).backward()
+    g = moved.grad[:, 0, 0, 0]
+    assert g[0] < 0 and g[1] == 0 and g[2] > 0  # a too-flat G is pushed to respond more, a cliff less

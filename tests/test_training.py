@@ -198,7 +198,8 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--checkpoint-every", "2", "--keep-checkpoints", "2", "--amp", "--g-width", "8", "--video-length", "31",
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
         "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
-        "--zf-path", "absolute", "--zf-step", "0.3",
+        "--zf-path", "absolute", "--zf-step", "0.3", "--jacobian-clamp", "0.5", "--jc-min", "1", "--jc-max", "9",
+        "--jc-eps", "0.3",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -217,6 +218,9 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert v["zf_scale"] == 2.5 and v["zf_sphere"] and v["data_length"] == 31 and v["instance_noise"] == 0.2
     assert v["mode_seeking"] == 0.5 and f.mode_seeking == 0.5 and v["spectral_norm"] and f.spectral_norm
     assert v["zf_path"] == "absolute" and v["zf_step"] == 0.3
+    assert (f.jacobian_clamp, f.jc_min, f.jc_max, f.jc_eps) == (0.5, 1.0, 9.0, 0.3)
+    frames_rows = [json.loads(x) for x in (tmp_path / "frames" / "stats.jsonl").read_text().splitlines()]
+    assert all(r["jacobian_clamp"] >= 0 for r in frames_rows)
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["mode_seeking"] > 0 for r in rows) and 0 <= rows[-1]["near_identical"] <= 1
@@ -362,3 +366,16 @@ def test_residual_path_trains_and_resumes(tmp_path):
     run(tmp_path, "--stage", "all", "--zf-path", "residual", "--zf-step", "0.05", "--data", "stream")
     ckpt = checkpoint.load(tmp_path / "video" / "latest.pt")
     assert ckpt["config"]["zf_path"] == "residual" and ckpt["step"] == 4
+
+
+def test_init_frames_fine_tunes_from_another_g_f(tmp_path, capsys):
+    run(tmp_path / "parent", "--stage", "frames", "--data", "stream")
+    parent = tmp_path / "parent" / "frames" / "latest.pt"
+    cfg = make_config("frames", "smoke", {"init_frames": str(parent), "seed": 3})
+    stage = frames_stage(cfg, tmp_path / "child", torch.device("cpu"), None)
+    want = checkpoint.load(parent)["generator"]
+    assert all(torch.equal(stage.generator.state_dict()[k], want[k]) for k in want)  # step 0 is the parent
+    run(tmp_path / "child", "--stage", "frames", "--data", "stream", "--init-frames", str(parent), "--balls", "1")
+    assert json.loads((tmp_path / "child" / "frames" / "config.json").read_text())["init_frames"] == str(parent)
+    with pytest.raises(SystemExit, match="width"):
+        run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--init-frames", str(parent), "--g-width", "8")

@@ -54,6 +54,13 @@ def instance_noise(seed: int, step: int, std: float, device: torch.device) -> Ca
     return lambda x: x + std * torch.randn(x.shape, generator=gen).to(device)
 
 
+def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, device: torch.device) -> torch.Tensor:
+    """Jacobian clamping's random steps d in z, (batch, latent), each of norm ``norm``; resumable."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step + 700_000_000)
+    d = torch.randn(batch, latent, generator=gen)
+    return (d * (norm / d.norm(dim=1, keepdim=True))).to(device)
+
+
 def autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -71,11 +78,13 @@ def gan_step(
     amp=contextlib.nullcontext,
     noisy: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
     mode_seeking: float = 0.0,
+    clamp: tuple[float, float, float, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
     ``noisy`` is applied to every discriminator input, real and fake (instance noise);
-    ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss.
+    ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss; ``clamp`` =
+    (weight, low, high, d) adds weight times Jacobian clamping with the step d (B, latent) in z.
     """
     with amp():
         fake = generate(z)
@@ -98,6 +107,13 @@ def gan_step(
         ms = losses.mode_seeking(fake.float(), z)
         total = total + mode_seeking * ms
         row["mode_seeking"] = ms.item()
+    if clamp is not None:
+        weight, low, high, d = clamp
+        with amp():
+            moved = generate(z + d)
+        jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
+        total = total + weight * jc
+        row["jacobian_clamp"] = jc.item()
     total.backward()
     opt_g.step()
     disc.requires_grad_(True)
@@ -179,8 +195,22 @@ def fit(stage: Stage, progress: bool = True) -> Stage:
             real = stage.real_batch(stage.step)
             z = step_noise(cfg.seed, stage.step, real.shape[0], cfg.latent, stage.device)
             noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device)
+            clamp = None
+            if getattr(cfg, "jacobian_clamp", 0) > 0:
+                d = clamp_step(cfg.seed, stage.step, z.shape[0], cfg.latent, cfg.jc_eps, stage.device)
+                clamp = (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
             row = gan_step(
-                stage.generate, stage.disc, stage.opt_g, stage.opt_d, real, z, cfg.g_loss, amp, noisy, cfg.mode_seeking
+                stage.generate,
+                stage.disc,
+                stage.opt_g,
+                stage.opt_d,
+                real,
+                z,
+                cfg.g_loss,
+                amp,
+                noisy,
+                cfg.mode_seeking,
+                clamp,
             )
             stage.step += 1
             if bar is not None:

@@ -38,6 +38,14 @@ def combine(losses: torch.Tensor, mode: str = "sum", slack: float = 1.5) -> torc
     raise ValueError(f"g_loss must be one of {G_LOSS_MODES}, not {mode!r}")
 
 
+def jacobian_clamp(fake: torch.Tensor, moved: torch.Tensor, step: float, low: float, high: float) -> torch.Tensor:
+    """Jacobian clamping (Odena et al., ICML 2018): Q = |G(z + d) - G(z)| / |d| per sample, penalised
+    by (max(Q, high) - high)^2 + (min(Q, low) - low)^2, averaged: keeps G's response to a step in z
+    within [low, high] everywhere, so that no region of z is flat (a hold) or a cliff (a jump)."""
+    q = (moved - fake).flatten(1).norm(dim=1) / step
+    return ((q.clamp_min(high) - high) ** 2 + (q.clamp_max(low) - low) ** 2).mean()
+
+
 def mode_seeking(fakes: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """MSGAN's mode-seeking term: 1 / (mean |G(z_a) - G(z_b)| / mean |z_a - z_b|), over the pairs
     (first half of the batch, second half). Minimising it pushes different z to different outputs,

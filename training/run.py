@@ -105,10 +105,13 @@ def run_stage(name: str, args: argparse.Namespace, overrides: dict[str, Any], de
     seqs = open_training_data(cfg, args.data, args.out) if file_given or writes_data else None
     cfg = with_data_size(cfg, seqs, name)
     data_desc = args.data or f"generated: {cfg.data_sequences} sequences of {cfg.data_length} frames, {cfg.balls} balls"
-    if name == FRAMES:
-        stage = frames_stage(cfg, folder, device, seqs)
-    else:
-        stage = video_stage(cfg, folder, device, seqs, frame_generator)
+    try:
+        if name == FRAMES:
+            stage = frames_stage(cfg, folder, device, seqs)
+        else:
+            stage = video_stage(cfg, folder, device, seqs, frame_generator)
+    except (ValueError, checkpoint.CheckpointError) as exc:
+        raise SystemExit(f"{name}: {exc}") from None
     print(describe(stage, data_desc), flush=True)
     if args.dry_run:
         return None

@@ -12,7 +12,7 @@ import torch
 from balls import metrics, motion
 from training import data as bb
 from training import images
-from training.build import build_discriminators, build_frame_generator, build_sequence_generator
+from training.build import build_discriminators, build_frame_generator, build_sequence_generator, load_frame_generator
 from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, VideoConfig
 from training.datasets import FrameDataset, VideoDataset
 from training.loop import Stage
@@ -74,7 +74,14 @@ def fixed_noise(seed: int, n: int, latent: int, device: torch.device) -> torch.T
 
 
 def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np.ndarray | None) -> Stage:
-    gf = build_frame_generator(cfg).to(device)
+    gf = build_frame_generator(cfg)
+    if cfg.init_frames:  # fine-tuning: G_F's weights from another run (its sizes must match)
+        parent, parent_cfg, _ = load_frame_generator(Path(cfg.init_frames))
+        if (parent_cfg.latent, parent_cfg.g_width) != (cfg.latent, cfg.g_width):
+            raise ValueError(f"--init-frames {cfg.init_frames}: G_F of latent {parent_cfg.latent}, width "
+                             f"{parent_cfg.g_width}; this config has {cfg.latent}, {cfg.g_width}")  # fmt: skip
+        gf.load_state_dict(parent.state_dict())
+    gf = gf.to(device)
     disc = build_discriminators(cfg, "frame").to(device)
     z_eval = fixed_noise(cfg.seed, 256, cfg.latent, device)
 
@@ -138,7 +145,16 @@ def describe(stage: Stage, data_desc: str) -> str:
         f"  discriminators: {cfg.d_count} x {per_d:,} parameters (+ fixed projections)",
         f"  plan: {cfg.total_steps:,} steps of batch {cfg.batch}, {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d}, "
         f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}, instance_noise={cfg.instance_noise}, "
-        f"mode_seeking={cfg.mode_seeking}, spectral_norm={cfg.spectral_norm}",
+        f"mode_seeking={cfg.mode_seeking}, spectral_norm={cfg.spectral_norm}"
+        + (
+            f", jacobian_clamp={cfg.jacobian_clamp} in [{cfg.jc_min}, {cfg.jc_max}]"
+            if getattr(cfg, "jacobian_clamp", 0)
+            else ""
+        )
+        + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
+        + (
+            f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else ""
+        ),
         f"  data: {data_desc}",
         f"  out: {stage.folder}",
     ]
