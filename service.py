@@ -60,12 +60,20 @@ try:  # load at import: a bad models folder stops `bentoml serve` with one clear
 except ModelError as exc:
     raise SystemExit(f"cannot start: {exc}") from None
 
-Seed = Annotated[int | None, Field(default=None, ge=0, le=MAX_SEED, description="random if absent")]
-Format = Annotated[Literal["gif", "mp4"], Field(default="gif")]
-Fps = Annotated[int, Field(default=10, ge=1, le=60)]
-Scale = Annotated[int, Field(default=4, ge=1, le=16, description="integer upscaling of the 30x30 frames")]
-Model = Annotated[str | None, Field(default=None, max_length=64, description="variant; default from the manifest")]
-Latent = Annotated[list[float] | None, Field(default=None, max_length=4096, description="G_F's input, instead of seed")]
+Z_BOUND = 1000.0  # |z_i| at most this: the prior's draws lie within +-6; far larger ones overflow inside G_F
+
+# strict: numbers must be JSON numbers (no "7", no true), strings strings
+Seed = Annotated[int | None, Field(default=None, ge=0, le=MAX_SEED, strict=True, description="random if absent")]
+Format = Annotated[Literal["gif", "mp4"], Field(default="gif")]  # a literal: only these two strings
+Fps = Annotated[int, Field(default=10, ge=1, le=60, strict=True)]
+Scale = Annotated[int, Field(default=4, ge=1, le=16, strict=True, description="integer upscaling of the 30x30 frames")]
+Model = Annotated[
+    str | None, Field(default=None, max_length=64, strict=True, description="variant; default from the manifest")
+]
+Latent = Annotated[
+    list[Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-Z_BOUND, le=Z_BOUND)]] | None,
+    Field(default=None, max_length=4096, description=f"G_F's input instead of seed: numbers within +-{Z_BOUND:g}"),
+]
 VideoFile = Annotated[Path, ContentType("image/gif")]  # or video/mp4 with "format": "mp4"
 PngFile = Annotated[Path, ContentType("image/png")]
 
@@ -181,7 +189,7 @@ class BouncingBalls:
     async def generate_videos(
         self,
         ctx: bentoml.Context,
-        count: Annotated[int, Field(default=8, ge=1, le=64)] = 8,
+        count: Annotated[int, Field(default=8, ge=1, le=64, strict=True)] = 8,
         seed: Seed = None,
         format: Format = "gif",
         fps: Fps = 10,

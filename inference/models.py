@@ -2,7 +2,8 @@
 
 Everything that can be wrong with a models folder is found at load time and reported as one
 ``ModelError`` line naming the file and the problem: a missing or unreadable manifest, a file it
-names that is not there, a truncated or foreign ONNX file, or a model with the wrong inputs/outputs.
+names that is not there, a truncated or foreign ONNX file, a model with the wrong inputs/outputs,
+or a valid model whose SHA-256 is not the manifest's (another variant's file, altered weights).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from balls import manifest as card
+from balls.digest import sha256
 
 log = logging.getLogger("bentoml.bouncing")
 
@@ -102,11 +104,14 @@ def load_variants(folder: str | os.PathLike) -> tuple[dict[str, Variant], str]:
     variants = {}
     for name, entry in manifest["variants"].items():
         latent, length = entry["latent"], entry["frames"]
-        files = {kind: card.model_file(folder, entry, kind)[0] for kind in card.KINDS}
         sessions = {}
-        for kind, path in files.items():
+        for kind in card.KINDS:
+            path, recorded = card.model_file(folder, entry, kind)
             sessions[kind] = _session(path, opts, provider_list)
             _check_io(path, sessions[kind], kind, latent, length)
+            if (actual := sha256(path)) != recorded:  # a valid model, but not the one the manifest describes
+                raise ModelError(f"{path}: sha256 {actual[:16]}... is not the manifest's {recorded[:16]}... "
+                                 "(another model's file, or altered); re-export it or restore the file")  # fmt: skip
         variants[name] = Variant(name, entry, sessions["frames"], sessions["video"], latent, length)
     shapes = {(v.latent, v.length) for v in variants.values()}
     if len(shapes) > 1:

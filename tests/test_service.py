@@ -101,6 +101,15 @@ BAD = [
     ("/generate_frame", {"z": [0.0] * 99 + ["NaN"]}, "z"),
     ("/generate_frame", {"seed": 1, "z": [0.0] * 100}, "z"),
     ("/generate_frame", {"model": "nope"}, "model"),
+    # strict types: numbers are JSON numbers, and z stays where G_F is defined
+    ("/generate_video", {"seed": True}, "seed"),
+    ("/generate_video", {"seed": "7"}, "seed"),
+    ("/generate_video", {"scale": 2.0}, "scale"),
+    ("/generate_video", {"format": 1}, "format"),
+    ("/generate_videos", {"count": "3"}, "count"),
+    ("/generate_frame", {"z": [0.0] * 99 + [1e39]}, "z.99"),
+    ("/generate_frame", {"z": [0.0] * 99 + [3e38]}, "z.99"),
+    ("/generate_frame", {"z": [0.0] * 99 + [True]}, "z.99"),
 ]
 
 
@@ -110,6 +119,14 @@ def test_bad_requests_get_400_naming_the_field(client, route, body, field):
     assert r.status_code == 400, r.text
     assert field in r.text
     assert client.get("/readyz").status_code == 200  # and the service stays up
+
+
+@pytest.mark.parametrize("media", ["multipart/form-data", "application/vnd.bentoml+pickle", "text/plain"])
+def test_other_media_types_get_415_with_or_without_a_body(client, media):
+    for body in (b"", b"x=1"):
+        r = client.post("/models", content=body, headers={"content-type": media})
+        assert r.status_code == 415 and set(r.json()) == {"error", "field"} and r.json()["field"] == "content-type"
+    assert client.post("/models").status_code == 200  # no body and no media type: fine
 
 
 def test_nan_literal_and_non_json_bodies(client):
@@ -165,6 +182,9 @@ def _broken(kind: str, folder, smoke_models) -> str:
         video.write_bytes(video.read_bytes()[:5000])
     elif kind == "wrong-shape":
         video.write_bytes((folder / "3balls-frames.onnx").read_bytes())
+    elif kind == "other-weights":  # a valid frame generator of the right shape, but another variant's
+        (folder / "3balls-frames.onnx").write_bytes((folder / "1ball-swap-frames.onnx").read_bytes())
+        return "3balls-frames.onnx: sha256"
     elif kind == "manifest-names-another-file":
         manifest = json.loads((folder / "manifest.json").read_text())
         manifest["variants"]["3balls"]["files"]["video"]["file"] = "renamed.onnx"
@@ -174,7 +194,9 @@ def _broken(kind: str, folder, smoke_models) -> str:
             "wrong-shape": "3balls-video.onnx: wrong shape"}[kind]  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", ["missing", "truncated", "wrong-shape", "manifest-names-another-file"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "truncated", "wrong-shape", "manifest-names-another-file", "other-weights"]
+)
 def test_service_start_fails_with_one_line_per_model_fault(tmp_path, smoke_models, kind):
     expected = _broken(kind, tmp_path, smoke_models)
     env = {"PATH": "", MODELS_ENV: str(tmp_path), "PYTHONPATH": "."}

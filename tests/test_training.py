@@ -379,3 +379,24 @@ def test_init_frames_fine_tunes_from_another_g_f(tmp_path, capsys):
     assert json.loads((tmp_path / "child" / "frames" / "config.json").read_text())["init_frames"] == str(parent)
     with pytest.raises(SystemExit, match="width"):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--init-frames", str(parent), "--g-width", "8")
+
+
+def test_resume_from_a_corrupt_latest_names_the_intact_checkpoint(tmp_path, capsys):
+    run(tmp_path, "--stage", "frames", "--steps", "4")  # checkpoints at steps 2 and 4
+    folder = tmp_path / "frames"
+    stats_before = (folder / "stats.jsonl").read_text().splitlines()
+    latest = folder / "latest.pt"
+    data = latest.read_bytes()
+    latest.unlink()  # latest.pt is a hard link to checkpoint 4: break both, as a torn write would
+    latest.write_bytes(data[: len(data) // 3])
+    (folder / "checkpoint-0000004.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, "--stage", "frames", "--steps", "6", "--resume")
+    intact = folder / "checkpoint-0000002.pt"
+    assert f"the newest intact checkpoint is {intact} (step 2): --resume {intact}" in str(exc.value)
+    run(tmp_path, "--stage", "frames", "--steps", "6", "--resume", str(intact))
+    steps = [json.loads(x)["step"] for x in (folder / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6] and len(stats_before) == 4  # steps 3-4 written once, not twice
+    assert checkpoint.load(folder / "latest.pt")["step"] == 6
+    with pytest.raises(SystemExit):
+        run(tmp_path, "--stage", "all", "--resume", str(intact))  # a path resumes one stage only

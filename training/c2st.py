@@ -11,8 +11,7 @@ told apart every time. Three views of the same videos:
 - ``motion``: frame differences only, x_{t+1} - x_t (T-1, H, W), the same classifier: the motion;
 - ``frame``: one frame of each video (the middle one), a 2-D classifier: the appearance.
 
-Defaults: 500 + 500 videos per class, 10 epochs: about a minute for the three views on this
-project's 2-core CPU (README "Evaluation" has the measured time).
+Defaults: 500 + 500 videos per class, 10 epochs (README "Evaluation" has the time it takes).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ or another G_F)."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from training import checkpoint
 from training.build import same_state
@@ -15,16 +17,48 @@ RESUMABLE_CHANGES = ("steps", "epochs", "log_every", "eval_every", "sample_every
 RESUMABLE_CHANGES += ("keep_checkpoints", "amp")
 
 
-def prepare(stage: Stage, resume: bool) -> None:
-    """Write config.json, or on --resume restore latest.pt (refusing a different config)."""
+def newest_intact(folder: Path, stage: str) -> tuple[Path, int] | None:
+    """The newest checkpoint-<step>.pt of a folder that loads, and its step; None if there is none."""
+    for path in sorted(folder.glob("checkpoint-*.pt"), reverse=True):
+        try:
+            return path, checkpoint.load(path, stage=stage)["step"]
+        except checkpoint.CheckpointError:
+            continue
+    return None
+
+
+def drop_stats_after(folder: Path, step: int) -> None:
+    """Keep the stats.jsonl lines up to ``step``: a resumed run writes the later ones again."""
+    path = folder / "stats.jsonl"
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+
+def prepare(stage: Stage, resume: bool | Path) -> None:
+    """Write config.json, or on --resume restore latest.pt, or the checkpoint given (refusing a
+    different config); a latest.pt that does not load names the newest intact checkpoint."""
     latest = stage.folder / "latest.pt"
     if resume:
-        if not latest.exists():
-            raise SystemExit(f"--resume: there is no checkpoint to resume from ({latest} does not exist)")
+        source = latest if resume is True else Path(resume)
+        if not source.exists():
+            raise SystemExit(f"--resume: there is no checkpoint to resume from ({source} does not exist)")
         try:
-            ckpt = checkpoint.load(latest, stage=stage.name)
+            ckpt = checkpoint.load(source, stage=stage.name)
         except checkpoint.CheckpointError as exc:
-            raise SystemExit(f"--resume: {exc}") from None
+            intact = newest_intact(stage.folder, stage.name) if source == latest else None
+            hint = (
+                f"; the newest intact checkpoint is {intact[0]} (step {intact[1]}): --resume {intact[0]}"
+                if intact
+                else ""
+            )
+            raise SystemExit(f"--resume: {exc}{hint}") from None
+        latest = source
         saved = config_from_dict(stage.name, ckpt["config"])
         changed = differences(saved, stage.config, ignore=RESUMABLE_CHANGES)
         if changed:
@@ -32,6 +66,7 @@ def prepare(stage: Stage, resume: bool) -> None:
         if stage.name == VIDEO and not same_state(ckpt["frames_generator"], stage.frozen.state_dict()):
             raise SystemExit(f"--resume: {latest} was trained over another G_F than the one given")
         stage.restore(ckpt)
+        drop_stats_after(stage.folder, stage.step)
         print(f"resumed {stage.name} from {latest} at step {stage.step}")
     elif latest.exists():
         raise SystemExit(f"{stage.folder} already holds a run; pass --resume to continue it or choose another --out")

@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", help="a .npy from `python -m training.data`, or 'stream' to simulate each batch; "
                    "default: write the preset's data set to RUN_DIR/data/ once")  # fmt: skip
     p.add_argument("--frames-checkpoint", type=Path, help="stage 2 over this G_F (default: RUN_DIR/frames/latest.pt)")
-    p.add_argument("--resume", action="store_true", help="continue each stage from its latest.pt")
+    p.add_argument("--resume", nargs="?", const=True, type=Path, metavar="CHECKPOINT",
+                   help="continue each stage from its latest.pt, or one --stage from this checkpoint")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--dry-run", action="store_true", help="build everything, print sizes and the plan, train nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.data not in (None, "stream"):
         problems += [f"--{k.replace('_', '-')} describes a generated data set; --data {args.data} is used as it is"
                      for k in DATA_SET_FIELDS if k in given]  # fmt: skip
+    if isinstance(args.resume, Path) and args.stage == "all":
+        problems.append("--resume CHECKPOINT resumes one stage: give --stage frames or --stage video")
     if problems:
         p.error("; ".join(problems))
     return args
