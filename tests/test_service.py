@@ -205,3 +205,25 @@ def test_service_start_fails_with_one_line_per_model_fault(tmp_path, smoke_model
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"cannot start: {tmp_path}/") and expected in last, done.stderr[-2000:]
     assert "Traceback" not in done.stderr  # one clear line, not a stack
+
+
+def test_generate_cli_makes_the_services_bytes(client, smoke_models, tmp_path, capsys):
+    from inference.generate import main as generate
+
+    base = ["--models", str(smoke_models)]
+    generate([*base, "--seed", "7", "--format", "mp4", "--scale", "2", "-o", str(tmp_path / "v.mp4")])
+    served = client.post("/generate_video", json={"seed": 7, "format": "mp4", "scale": 2})
+    assert (tmp_path / "v.mp4").read_bytes() == served.content
+    generate([*base, "--seed", "4", "--frame", "--scale", "3", "-o", str(tmp_path / "f.png")])
+    assert (tmp_path / "f.png").read_bytes() == client.post("/generate_frame", json={"seed": 4, "scale": 3}).content
+    generate([*base, "--seed", "10", "--count", "3", "--scale", "1", "--fps", "5", "--model", "1ball-swap",
+              "-o", str(tmp_path / "many")])  # fmt: skip
+    summary = json.loads((tmp_path / "many" / "metrics.json").read_text())
+    api = client.post("/generate_videos", json={"count": 3, "seed": 10, "scale": 1, "fps": 5, "model": "1ball-swap"})
+    for row, video in zip(summary["videos"], api.json()["videos"], strict=True):
+        assert (tmp_path / "many" / row["file"]).read_bytes() == base64.b64decode(video["data"])
+        assert row["mse"] == pytest.approx(video["mse"]) and row["teleport_rate"] == video["teleport_rate"]
+    captured = capsys.readouterr()
+    assert "3/3 videos" in captured.err and "wrote 3 videos" in captured.out
+    with pytest.raises(SystemExit):
+        generate([*base, "--model", "nope", "-o", str(tmp_path / "x.gif")])
