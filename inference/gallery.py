@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import anyio
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,10 +44,29 @@ def _int_params(request: Request) -> dict[str, int] | JSONResponse:
     return values
 
 
+# simulating and encoding real videos is CPU work: it runs in worker threads, at most this many
+# requests at once (more are answered 429), so the event loop (and /readyz) never waits for it
+REAL_IN_FLIGHT = 2
+_in_flight = 0
+
+
 async def real(request: Request) -> JSONResponse:
+    global _in_flight
     params = _int_params(request)
     if isinstance(params, JSONResponse):
         return params
+    if _in_flight >= REAL_IN_FLIGHT:
+        return JSONResponse({"error": f"at most {REAL_IN_FLIGHT} real-video requests at once; retry shortly",
+                             "field": "body"}, status_code=429, headers={"Retry-After": "1"})  # fmt: skip
+    _in_flight += 1
+    try:
+        body = await anyio.to_thread.run_sync(_real_videos, params)
+    finally:
+        _in_flight -= 1
+    return JSONResponse(body)
+
+
+def _real_videos(params: dict[str, int]) -> dict:
     videos = [real_video(params["seed"] + i, params["balls"]) for i in range(params["count"])]
     moves = motion.per_video(to_signed(np.stack(videos)), params["balls"])
     items = [
@@ -59,7 +79,7 @@ async def real(request: Request) -> JSONResponse:
         }
         for i, v in enumerate(videos)
     ]
-    return JSONResponse({"balls": params["balls"], "media_type": "image/gif", "videos": items})
+    return {"balls": params["balls"], "media_type": "image/gif", "videos": items}
 
 
 def make_gallery() -> Starlette:

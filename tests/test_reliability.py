@@ -200,3 +200,30 @@ def test_generator_queue_limit_sheds_with_503():
         shed = next(r for r in responses if r.status_code == 503)
         assert shed.headers["retry-after"] == "1" and "overloaded" in shed.json()["error"]
         assert post(url, "/generate_videos", {"count": 8, "scale": 1}).status_code == 200
+
+
+def test_gallery_burst_never_blocks_readiness(server):
+    """Ten requests for 16 real videos at scale 8 (CPU work off the event loop, two at a time, the
+    rest 429) while /readyz keeps answering within a second."""
+    import threading
+
+    statuses, ready = [], []
+
+    def burst():
+        r = httpx.get(f"{server}/gallery/real", params={"count": 16, "scale": 8}, timeout=120)
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=burst) for _ in range(10)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        t0 = time.perf_counter()
+        assert httpx.get(f"{server}/readyz", timeout=5).status_code == 200
+        ready.append(time.perf_counter() - t0)
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert max(ready) < 1.0, ready
+    assert set(statuses) <= {200, 429} and 200 in statuses
+    r = httpx.get(f"{server}/gallery/real", params={"count": 2}, timeout=60)
+    assert r.status_code == 200 and len(r.json()["videos"]) == 2
