@@ -11,9 +11,10 @@ headers go through the request context. Models load from models/ (or $BOUNCING_M
 Never imports torch.
 
 Limits for a public deployment (environment variables read at start; README "Limits"):
-BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_TIMEOUT_S (60, then 504), BOUNCING_MAX_CONCURRENCY
-(64 requests in flight, then 429), BOUNCING_MAX_QUEUED_VIDEOS (256 waiting for the generator, then
-503), and per request count x scale^2 <= 1024 (so one request cannot ask for a gigabyte of GIF).
+BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_BODY_DEADLINE_S (5, then 408), BOUNCING_TIMEOUT_S (60, then
+504), BOUNCING_MAX_CONCURRENCY (64 requests in flight, then 429), BOUNCING_MAX_QUEUED_VIDEOS (256
+waiting for the generator, then 503), and per request count x scale^2 <= 1024 (so one request cannot
+ask for a gigabyte of GIF).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ log = logging.getLogger("bentoml.bouncing")  # under "bentoml": shown in the ser
 MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")
 MAX_SEED = 2**63 - 1
 MAX_BODY_BYTES = int(os.environ.get("BOUNCING_MAX_BODY_BYTES", 64 * 1024))
+BODY_DEADLINE_S = float(os.environ.get("BOUNCING_BODY_DEADLINE_S", 5))  # a body must arrive by then, else 408
 TIMEOUT_S = float(os.environ.get("BOUNCING_TIMEOUT_S", 60))
 MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 64))
 # one request's output: count x scale^2 <= this (64 videos at scale 4, or 4 at scale 16: ~30 MB of GIF)
@@ -253,6 +255,7 @@ BouncingBalls.add_asgi_middleware(
     models={f"/{name}": api.input_spec for name, api in BouncingBalls.apis.items()},
     checks={f"/{name}": (lambda req, api=name: request_problem(api, req)) for name in BouncingBalls.apis},
     max_body_bytes=MAX_BODY_BYTES,
+    body_deadline_s=BODY_DEADLINE_S,
 )
 # /docs.json completed with what BentoML cannot infer: file media types, headers, the real error body
 BouncingBalls.add_asgi_middleware(

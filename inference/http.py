@@ -1,6 +1,8 @@
 """An ASGI middleware that checks every API request before BentoML sees it.
 
 - bodies over ``max_body_bytes`` are refused with 413 (from Content-Length, or while streaming);
+- a body that has not fully arrived ``body_deadline_s`` after the request started is answered 408
+  (a client's stall is the client's error, not a 504), which frees the request's slot;
 - API bodies must be JSON objects (or empty): other media types get 415;
 - the body is validated against the API's own input model, unknown fields included, then by the
   API's own check (e.g. an unknown model name), so every 4xx names the field and the problem:
@@ -16,6 +18,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, ValidationError
 
 Scope = dict[str, Any]
@@ -62,8 +65,10 @@ class RequestGuard:
         models: Mapping[str, type[BaseModel]],
         max_body_bytes: int,
         checks: Mapping[str, Callable[[BaseModel], tuple[str, str] | None]] | None = None,
+        body_deadline_s: float = 5.0,
     ) -> None:
         self.app = app
+        self.body_deadline_s = body_deadline_s
         self.models = dict(models)
         self.checks = dict(checks or {})
         self.max_body_bytes = max_body_bytes
@@ -83,9 +88,16 @@ class RequestGuard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return await _respond(send, 413, too_large)
         try:
-            body, more = await self._read(receive)
+            with anyio.move_on_after(self.body_deadline_s) as deadline:
+                body, more = await self._read(receive)
         except BodyTooLarge:
             return await _respond(send, 413, too_large)
+        if deadline.cancelled_caught:
+            return await _respond(
+                send,
+                408,
+                {"error": f"the request body did not arrive within {self.body_deadline_s:g} s", "field": "body"},
+            )
         if not more:
             return  # the client went away
         media = headers.get("content-type", "").split(";")[0].strip().lower()

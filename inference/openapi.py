@@ -27,6 +27,7 @@ ERROR = {
 ERROR_ANSWERS = {
     400: "Invalid input: the field and the problem (unknown fields, out-of-range values, unknown model)",
     405: "An API answers POST only",
+    408: "The request body did not arrive within BOUNCING_BODY_DEADLINE_S",
     413: "Request body over the limit (BOUNCING_MAX_BODY_BYTES)",
     415: "The body must be application/json",
     429: "Too many requests in flight (BOUNCING_MAX_CONCURRENCY); retry",

@@ -227,3 +227,40 @@ def test_gallery_burst_never_blocks_readiness(server):
     assert set(statuses) <= {200, 429} and 200 in statuses
     r = httpx.get(f"{server}/gallery/real", params={"count": 2}, timeout=60)
     assert r.status_code == 200 and len(r.json()["videos"]) == 2
+
+
+def test_stalled_bodies_get_408_and_free_their_slots():
+    """Clients that send their headers, then trickle the body: 408 after BOUNCING_BODY_DEADLINE_S,
+    and normal requests are served again as soon as the stalled ones are answered."""
+    import socket
+    import threading
+
+    env = env_with(BOUNCING_MODELS_DIR=str(ROOT / "models"), BOUNCING_BODY_DEADLINE_S="1.5",
+                   BOUNCING_MAX_CONCURRENCY="8")  # fmt: skip
+    port = free_port()
+    answers: list[bytes] = []
+
+    def stall():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"POST /generate_video HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 20\r\n\r\n{")  # fmt: skip
+            for _ in range(6):  # one byte a second: never the whole body before the deadline
+                time.sleep(1)
+                try:
+                    s.sendall(b" ")
+                except OSError:
+                    break
+            answers.append(s.recv(4096))
+
+    with bentoml_serve(BENTOML, ROOT, port, env) as url:
+        threads = [threading.Thread(target=stall) for _ in range(8)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(answers) == 8 and all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:1]
+        assert all(b'"field": "body"' in a or b'"field":"body"' in a for a in answers)
+        assert time.perf_counter() - t0 < 10
+        ok = [post(url, "/generate_video", {"seed": i, "scale": 1}).status_code for i in range(8)]
+        assert ok == [200] * 8
