@@ -101,12 +101,14 @@ def test_cli_records_table_and_default(smoke_runs, tmp_path, capsys):
 def test_training_record_names_the_exported_step():
     from training.config import make_config
 
-    cfg = make_config("video", "cpu", {"instance_noise": 0.2, "steps": 6000})
-    assert onnx_export.training_record(cfg)["command"].endswith("--preset cpu --instance-noise 0.2")
+    cfg = make_config("video", "cpu", {"instance_noise": 0.3, "steps": 6000})
+    assert onnx_export.training_record(cfg)["command"].endswith("--preset cpu --steps 6000 --instance-noise 0.3")
     picked = onnx_export.training_record(cfg, step=5000)  # a checkpoint before the run's end
-    assert picked["command"].endswith("--steps 5000 --instance-noise 0.2") and picked["steps"] == 5000
-    resumed = onnx_export.training_record(make_config("frames", "cpu", {"steps": 18000}), step=16000)
-    assert resumed["command"] == "python -m training.run --stage frames --preset cpu --steps 16000"
+    assert picked["command"].endswith("--steps 5000 --instance-noise 0.3") and picked["steps"] == 5000
+    resumed = onnx_export.training_record(make_config("frames", "cpu", {"steps": 18000}), step=12000)
+    assert resumed["command"] == "python -m training.run --stage frames --preset cpu --steps 12000"
+    shipped = onnx_export.training_record(make_config("frames", "cpu", {"steps": 18000}), step=16000)
+    assert shipped["command"] == "python -m training.run --stage frames --preset cpu"  # the preset's own count
 
 
 def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):

@@ -165,3 +165,16 @@ def test_openapi_document_describes_every_answer(server):
     assert "/gallery/" in spec["info"]["description"]
     page = httpx.get(f"{server}/", timeout=10)  # the Swagger UI, which shows that description
     assert page.status_code == 200 and "swagger" in page.text.lower()
+
+
+def test_shipped_variants_share_one_sequence_generator():
+    """The paper's swap: 1ball-swap is the 3balls G_V, unchanged, over another G_F (same z_F path)."""
+    import onnxruntime as ort
+
+    z = np.random.default_rng(0).standard_normal((5, 100)).astype(np.float32)
+    paths = [ort.InferenceSession(str(ROOT / "models" / f"{v}-video.onnx")).run(["z_frames"], {"z": z})[0]
+             for v in ("3balls", "1ball-swap")]  # fmt: skip
+    np.testing.assert_array_equal(paths[0], paths[1])
+    manifest = json.loads((ROOT / "models" / "manifest.json").read_text())["variants"]
+    assert manifest["3balls"]["sources"]["video_checkpoint"] == manifest["1ball-swap"]["sources"]["video_checkpoint"]
+    assert manifest["1ball-swap"]["frames_balls"] == 1 and manifest["3balls"]["frames_balls"] == 3

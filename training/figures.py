@@ -77,18 +77,18 @@ def _draw_paths(ax, video: np.ndarray, n_balls: int, title: str) -> None:
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=7)
 
 
 def paths_figure(real: np.ndarray, generated: np.ndarray, n_balls: int, path: Path, count: int = 4) -> None:
     """Tracked ball centres of ``count`` real (top row) and generated (bottom row) videos: a line per
     ball, red dotted where it teleports, x where it accelerates with nothing near."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.8), dpi=100)
+    fig, axes = plt.subplots(2, count, figsize=(2.5 * count, 5.2), dpi=100)
     for row, (name, videos) in enumerate((("real", real), ("generated", generated))):
         for i in range(count):
             m = motion.video_motion(videos[i], n_balls)
-            title = f"{name} {i}: {m.teleports} teleports, {m.unexplained} unexplained"
+            title = f"{name} {i}: {m.teleports} teleports, {m.unexplained} unexpl."
             _draw_paths(axes[row, i], videos[i], n_balls, title)
     fig.suptitle("Tracked ball paths (red dotted: teleport > 4 px; x: acceleration with nothing near)", fontsize=9)
     fig.tight_layout()
