@@ -35,11 +35,17 @@ class FuzzReport:
     problems: list[str] = field(default_factory=list)
     unsatisfiable: list[str] = field(default_factory=list)  # (operation, mode) with no case to make
 
-    def check(self, label: str, status: int, content_type: str, body: bytes) -> None:
+    def check_status(self, label: str, status: int) -> bool:
+        """Count an answer; False (and a problem) for a 5xx."""
         self.requests += 1
         self.by_status[status] += 1
         if status >= 500:
-            self.problems.append(f"{label}: {status} {body[:200]!r}")
+            self.problems.append(f"{label}: {status}")
+        return status < 500
+
+    def check(self, label: str, status: int, content_type: str, body: bytes) -> None:
+        if not self.check_status(label, status):
+            self.problems[-1] += f" {body[:200]!r}"
         elif status >= 400:
             try:
                 payload = json.loads(body)
@@ -81,6 +87,13 @@ def _cases(url, report, operation, mode, label, count) -> None:
     run()
 
 
+MEDIA_TYPES = (
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "multipart/form-data; boundary=x",
+    "application/vnd.bentoml+pickle", "application/octet-stream", "image/png", "application/json-patch+json",
+    "application/xml", "*/*", "invalid",
+)  # fmt: skip
+
+
 def fuzz_by_hand(url: str, report: FuzzReport, fields: dict[str, list[str]]) -> None:
     """Every hostile value in every field of every API, plus raw bodies that are not (good) JSON."""
     with httpx.Client(base_url=url, timeout=120) as client:
@@ -97,8 +110,18 @@ def fuzz_by_hand(url: str, report: FuzzReport, fields: dict[str, list[str]]) -> 
             huge = b'{"seed": 1, "pad": "' + b"x" * (2 << 20) + b'"}'
             r = client.post(path, content=huge, headers={"content-type": "application/json"})
             report.check(f"{path} 2 MiB body", r.status_code, r.headers.get("content-type", ""), r.content)
-            for media in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
-                r = client.post(path, content=b'{"seed": 1}', headers={"content-type": media})
-                report.check(f"{path} as {media}", r.status_code, r.headers.get("content-type", ""), r.content)
-            r = client.get(path)
-            report.check(f"GET {path}", r.status_code, r.headers.get("content-type", ""), r.content)
+            for media in MEDIA_TYPES:  # with a body and without one, with and without a charset
+                for body in (b'{"seed": 1}', b""):
+                    for suffix in ("", "; charset=latin-1"):
+                        r = client.post(path, content=body, headers={"content-type": media + suffix})
+                        report.check(f"{path} as {media}{suffix} ({len(body)} bytes)", r.status_code,
+                                     r.headers.get("content-type", ""), r.content)  # fmt: skip
+            for encoding in ("gzip", "br", "identity"):
+                r = client.post(path, content=b'{"seed": 1}',
+                                headers={"content-type": "application/json", "content-encoding": encoding})  # fmt: skip
+                report.check(f"{path} encoded {encoding}", r.status_code, r.headers.get("content-type", ""), r.content)
+            for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
+                r = client.request(method, path)
+                report.check(f"{method} {path}", r.status_code, r.headers.get("content-type", ""), r.content)
+            r = client.head(path)  # no body comes back: only the status can be checked
+            report.check_status(f"HEAD {path}", r.status_code)
