@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve serve-gpu bento test lint bench bench-data bench-train fuzz overload browser venv venv-train venv-gpu clean
+.PHONY: serve serve-gpu bento test lint bench bench-data bench-train fuzz overload soak browser venv venv-train venv-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ fuzz: venv-train
 
 overload: venv-train
 	OVERLOAD_SECONDS=30 $(BIN)/python -m pytest tests/test_reliability.py -k overload -s -q
+
+# 10 minutes of 4x overload (GIF and MP4): prints the server's memory over time and fails if it keeps growing
+soak: venv-train
+	SOAK_SECONDS=600 $(BIN)/python -m pytest tests/test_reliability.py -k soak -s -q
 
 # Debian's Chromium and ChromeDriver for the gallery test (root or sudo; `make test` skips that test without them)
 browser:
