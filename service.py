@@ -36,11 +36,11 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from balls import motion
-from balls.metrics import consecutive_frame_mse, count_balls
+from balls.metrics import consecutive_frame_mse
 from balls.pixels import to_pixels, to_signed
 from inference.batching import BATCH_VIDEOS, MicroBatcher, Overloaded
 from inference.gallery import make_gallery
+from inference.generate import metrics_of
 from inference.http import RequestGuard
 from inference.media import MEDIA_TYPES, encode_png, encode_video
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
@@ -212,15 +212,13 @@ class BouncingBalls:
     def _videos_answer(
         self, name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray
     ) -> Videos:
-        signed = to_signed(videos)
-        mse = consecutive_frame_mse(signed)
-        moves = motion.per_video(signed, int(self.variants[name].entry.get("frames_balls", 3)))
+        n_balls = int(self.variants[name].entry.get("frames_balls", 3))
         items = [
-            Video(seed=s, mse=float(m), balls_per_frame=count_balls(f).tolist(), media_type=MEDIA_TYPES[format],
-                  teleport_rate=mv["teleport_rate"], unexplained_rate=mv["unexplained_rate"],
+            Video(seed=s, media_type=MEDIA_TYPES[format], **metrics_of(v, n_balls),
                   data=base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"))
-            for s, m, v, f, mv in zip(seeds, mse, videos, signed, moves, strict=True)
+            for s, v in zip(seeds, videos, strict=True)
         ]  # fmt: skip
+        mse = [item.mse for item in items]
         return Videos(model=name, format=format, videos=items, mse_mean=float(np.mean(mse)), mse_std=float(np.std(mse)))
 
     @bentoml.api

@@ -106,15 +106,26 @@ def track(video: np.ndarray, n_balls: int) -> list[np.ndarray | None]:
     return out
 
 
-def video_motion(video: np.ndarray, n_balls: int) -> VideoMotion:
-    """The counts, speeds and energies of one (T, H, W) video in [-1, 1]."""
-    res = video.shape[-1]
+def accelerations(tracked: list[np.ndarray | None], res: int):
+    """(t, centres at t (n, 2), clear (n,) bool, |second difference| (n,)) for every three tracked
+    frames t-1, t, t+1 without a teleport between them; ``clear``: more than CLEAR_PX from every wall
+    and ball in all three frames."""
     radius_px = RADIUS / BOX * res
-    tracked = track(video, n_balls)
+    for t in range(1, len(tracked) - 1):
+        p0, p1, p2 = tracked[t - 1], tracked[t], tracked[t + 1]
+        if p0 is None or p1 is None or p2 is None:
+            continue
+        if max(np.linalg.norm(q - p, axis=1).max() for p, q in ((p0, p1), (p1, p2))) > TELEPORT_PX:
+            continue  # a teleport: its matching means nothing
+        clear = np.minimum.reduce([clearance(p, res, radius_px) for p in (p0, p1, p2)]) > CLEAR_PX
+        yield t, p1, clear, np.linalg.norm(p2 - 2 * p1 + p0, axis=1)
+
+
+def video_motion(video: np.ndarray, n_balls: int, tracked: list[np.ndarray | None] | None = None) -> VideoMotion:
+    """The counts, speeds and energies of one (T, H, W) video in [-1, 1] (``tracked``: its ``track``)."""
+    tracked = track(video, n_balls) if tracked is None else tracked
     m = VideoMotion()
-    jumped = [False] * len(tracked)  # jumped[t]: the pair (t, t+1) teleported
-    for t in range(len(tracked) - 1):
-        a, b = tracked[t], tracked[t + 1]
+    for a, b in zip(tracked[:-1], tracked[1:], strict=True):
         if a is None or b is None:
             continue
         step = np.linalg.norm(b - a, axis=1)
@@ -122,15 +133,9 @@ def video_motion(video: np.ndarray, n_balls: int) -> VideoMotion:
         m.speeds.extend(step.tolist())
         if step.max() > TELEPORT_PX:
             m.teleports += 1
-            jumped[t] = True
         else:
             m.energies.append(float((step**2).sum()))
-    for t in range(1, len(tracked) - 1):
-        p0, p1, p2 = tracked[t - 1], tracked[t], tracked[t + 1]
-        if p0 is None or p1 is None or p2 is None or jumped[t - 1] or jumped[t]:
-            continue
-        clear = np.minimum.reduce([clearance(p, res, radius_px) for p in (p0, p1, p2)]) > CLEAR_PX
-        accel = np.linalg.norm(p2 - 2 * p1 + p0, axis=1)
+    for _, _, clear, accel in accelerations(tracked, video.shape[-1]):
         m.clear += int(clear.sum())
         m.unexplained += int((clear & (accel > ACCEL_PX)).sum())
     return m
@@ -139,7 +144,11 @@ def video_motion(video: np.ndarray, n_balls: int) -> VideoMotion:
 def motion_report(videos: np.ndarray, n_balls: int, real_speeds: np.ndarray | None = None) -> dict[str, float]:
     """The four measures over a set of (B, T, H, W) videos in [-1, 1] (rates pooled over the set);
     ``speed_w1`` needs the per-ball speeds of real videos (``speeds_of``), else it is left out."""
-    per_video = [video_motion(v, n_balls) for v in frames_of(videos).reshape(-1, *videos.shape[-3:])]
+    return pooled([video_motion(v, n_balls) for v in frames_of(videos).reshape(-1, *videos.shape[-3:])], real_speeds)
+
+
+def pooled(per_video: list[VideoMotion], real_speeds: np.ndarray | None = None) -> dict[str, float]:
+    """``motion_report`` of videos already measured one by one."""
     pairs = sum(m.pairs for m in per_video)
     clear = sum(m.clear for m in per_video)
     spreads = [s for m in per_video if (s := m.energy_spread) is not None]
@@ -181,23 +190,19 @@ def calibrate(videos: int = 200, n_balls: int = 3, seed: int = 0, length: int = 
     pos, vel = initial_state(np.random.default_rng(seed), videos, n_balls)
     truth = simulate(pos, vel, length).positions / BOX * res  # (N, T, n, 2) in px
     frames = to_signed(render(truth / res * BOX, res, as_uint8=True))
-    errors, steps, accels = [], [], []
+    errors, steps, accels, per_video = [], [], [], []
     for video, true in zip(frames, truth, strict=True):
-        for c, t in zip(track(video, n_balls), true, strict=True):
+        tracked = track(video, n_balls)
+        for c, t in zip(tracked, true, strict=True):
             if c is not None:
                 cost = np.linalg.norm(c[:, None] - t[None], axis=-1)
                 rows, cols = linear_sum_assignment(cost)
                 errors.extend(cost[rows, cols])
-        m = video_motion(video, n_balls)
-        steps.extend(m.speeds)
-        tracked = track(video, n_balls)
-        for i in range(1, length - 1):
-            p0, p1, p2 = tracked[i - 1], tracked[i], tracked[i + 1]
-            if p0 is None or p1 is None or p2 is None:
-                continue
-            clear = np.minimum.reduce([clearance(p, res, RADIUS / BOX * res) for p in (p0, p1, p2)]) > CLEAR_PX
-            accels.extend(np.linalg.norm(p2 - 2 * p1 + p0, axis=1)[clear])
-    report = motion_report(frames, n_balls)
+        per_video.append(video_motion(video, n_balls, tracked))
+        steps.extend(per_video[-1].speeds)
+        for _, _, clear, accel in accelerations(tracked, res):
+            accels.extend(accel[clear])
+    report = pooled(per_video)
     return {
         "centroid_error_median_px": float(np.median(errors)),
         "centroid_error_max_px": float(np.max(errors)),

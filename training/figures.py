@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from balls import motion
-from balls.simulator import BOX, RADIUS
 
 
 def _pyplot():
@@ -50,7 +49,6 @@ def isomap_figure(zf: np.ndarray, z_prior: np.ndarray, lines: np.ndarray, path: 
 
 def _draw_paths(ax, video: np.ndarray, n_balls: int, title: str) -> None:
     res = video.shape[-1]
-    radius_px = RADIUS / BOX * res
     tracked = motion.track(video, n_balls)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"]
     for t in range(len(tracked) - 1):
@@ -61,15 +59,7 @@ def _draw_paths(ax, video: np.ndarray, n_balls: int, title: str) -> None:
             jump = np.linalg.norm(b[i] - a[i]) > motion.TELEPORT_PX
             ax.plot([a[i, 0], b[i, 0]], [a[i, 1], b[i, 1]], "-" if not jump else ":", lw=1.2 if not jump else 2,
                     c="red" if jump else colours[i % len(colours)])  # fmt: skip
-    for t in range(1, len(tracked) - 1):
-        p0, p1, p2 = tracked[t - 1], tracked[t], tracked[t + 1]
-        if p0 is None or p1 is None or p2 is None:
-            continue
-        steps = [np.linalg.norm(q - p, axis=1).max() for p, q in ((p0, p1), (p1, p2))]
-        if max(steps) > motion.TELEPORT_PX:
-            continue
-        clear = np.minimum.reduce([motion.clearance(p, res, radius_px) for p in (p0, p1, p2)]) > motion.CLEAR_PX
-        accel = np.linalg.norm(p2 - 2 * p1 + p0, axis=1)
+    for _, p1, clear, accel in motion.accelerations(tracked, res):
         hit = clear & (accel > motion.ACCEL_PX)
         ax.scatter(p1[hit, 0], p1[hit, 1], marker="x", c="black", s=25, zorder=3)
     ax.set_xlim(0, res)
