@@ -21,7 +21,7 @@ import torch
 
 from training import checkpoint
 from training.build import build_frame_generator, load_frame_generator
-from training.config import FRAMES, PRESETS, VIDEO, FramesConfig, StageConfig, add_flags, make_config, unused_by
+from training.config import FRAMES, PRESETS, VIDEO, FramesConfig, StageConfig, add_flags, flag, make_config, unused_by
 from training.loop import Stage, fit, resolve_device
 from training.networks import FrameGenerator
 from training.resume import prepare
@@ -52,12 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.stage != "all":
         problems += unused_by(args.stage, given)
         problems += [
-            f"--{k.replace('_', '-')} is a setting of the {s} stage; --stage {args.stage} does not use it"
+            f"{flag(k)} is a setting of the {s} stage; --stage {args.stage} does not use it"
             for k, s in STAGE_FLAGS.items()
             if k in given and s != args.stage
         ]
     if args.data not in (None, "stream"):
-        problems += [f"--{k.replace('_', '-')} describes a generated data set; --data {args.data} is used as it is"
+        problems += [f"{flag(k)} describes a generated data set; --data {args.data} is used as it is"
                      for k in DATA_SET_FIELDS if k in given]  # fmt: skip
     if isinstance(args.resume, Path) and args.stage == "all":
         problems.append("--resume CHECKPOINT resumes one stage: give --stage frames or --stage video")
