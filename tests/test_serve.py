@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,9 +104,14 @@ def test_concurrent_requests_share_onnx_runs(server):
         return values.get("sum", 0.0), values.get("count", 0.0)
 
     before = metrics()
+    start = threading.Barrier(16)  # the 16 requests leave together, so that they overlap in the server
+
+    def request(seed: int) -> httpx.Response:
+        start.wait()
+        return post(server, "/generate_video", {"seed": seed, "scale": 1})
+
     with ThreadPoolExecutor(16) as pool:
-        seeds = list(range(100, 116))
-        responses = list(pool.map(lambda s: post(server, "/generate_video", {"seed": s, "scale": 1}), seeds))
+        responses = list(pool.map(request, range(100, 116)))
     assert all(r.status_code == 200 for r in responses)
     after = metrics()
     rows, calls = after[0] - before[0], after[1] - before[1]
