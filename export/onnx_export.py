@@ -31,6 +31,7 @@ from torch import nn
 
 from balls import manifest as card
 from balls.digest import sha256
+from export.subpixel import rewrite
 from training import checkpoint
 from training.build import load_frame_generator, load_sequence_generator, same_state
 from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, flags_of
@@ -105,8 +106,13 @@ def export_variant(
     table: dict[str, Any] | None = None,
     make_default: bool = False,
     note: str = "",
+    subpixel: bool = True,
 ) -> dict[str, Any]:
-    """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest."""
+    """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest.
+
+    ``subpixel``: G_F's transposed convolutions written as sub-pixel convolutions with the batch norms
+    folded in (export/subpixel.py: the same function, faster in ONNX Runtime); either way the files
+    are checked against the networks as trained."""
     gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
     gv, gv_cfg, video = load_sequence_generator(video_ckpt)
     if not same_state(gf_own.state_dict(), video["frames_generator"]):
@@ -150,14 +156,15 @@ def export_variant(
     files = {}
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         staged = {}
-        for kind, module, outputs in (
-            ("frames", _FramesOnly(gf).eval(), ["frames"]),
-            ("video", video_model, ["video", "z_frames"]),
+        written = rewrite(gf) if subpixel else gf
+        for kind, module, export, outputs in (
+            ("frames", _FramesOnly(gf).eval(), _FramesOnly(written).eval(), ["frames"]),
+            ("video", video_model, VideoGenerator(gv, written).eval(), ["video", "z_frames"]),
         ):
             path = Path(tmp) / f"{name}-{kind}.onnx"
-            _export(module, gf_cfg.latent, outputs, path)
-            _with_metadata(path, {**meta, "model": kind})
-            parity = check(module, path, gf_cfg.latent)
+            _export(export, gf_cfg.latent, outputs, path)
+            _with_metadata(path, {**meta, "model": kind, "subpixel": subpixel})
+            parity = check(module, path, gf_cfg.latent)  # against the networks as trained
             staged[kind] = (path, parity)
         for kind, (path, parity) in staged.items():  # both passed: move them in
             final = out / path.name

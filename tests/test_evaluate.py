@@ -77,3 +77,21 @@ def test_evaluate_an_exported_variant_without_torch(smoke_models, tmp_path):
         main(["--models", str(smoke_models), "--variant", "nope", "--json", str(out)])
     with pytest.raises(SystemExit):
         main(["--models", str(smoke_models), "--json", str(out)])  # --variant missing
+
+
+def test_pick_ranks_checkpoints_by_the_validation_score(smoke_runs, tmp_path, capsys):
+    from training import pick
+
+    out = tmp_path / "pick.json"
+    video = str(smoke_runs["video"])
+    pick.main(["--frames", str(smoke_runs["frames"]), "--swap-frames", str(smoke_runs["frames1"]), video, video,
+               "--videos-per-figure", "12", "--json", str(out)])  # fmt: skip
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 and rows[0]["score"] == rows[1]["score"]  # the same checkpoint scores the same
+    for row in rows:
+        for variant in ("own", "swap"):
+            parts = row[variant]
+            assert 0 <= parts["teleport_rate"] <= 1 and 0 <= parts["unexplained_rate"] <= 1 and parts["mse"] >= 0
+        assert row["score"] == pytest.approx(pick.score(row["own"]) + pick.score(row["swap"]))
+    assert "| checkpoint |" in capsys.readouterr().out
+    assert pick.score({"teleport_rate": 0.0, "unexplained_rate": 0.0, "mse_ratio": 1.0}) == 0  # real motion scores 0

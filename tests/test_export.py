@@ -10,6 +10,7 @@ import torch
 
 from export import onnx_export
 from export.onnx_export import ExportError, export_variant, main
+from export.subpixel import SubPixelConvTranspose, rewrite
 from training.build import load_frame_generator
 from training.networks import VideoGenerator
 
@@ -36,12 +37,41 @@ def test_export_writes_checked_models_and_a_manifest(smoke_models, smoke_runs):
         assert f["sha256"] == onnx_export.sha256(path) and f["max_abs_diff_vs_torch"] <= 1e-4
         model = onnx.load(str(path))
         meta = {p.key: p.value for p in model.metadata_props}
-        assert meta["variant"] == "3balls" and meta["model"] == kind
+        assert meta["variant"] == "3balls" and meta["model"] == kind and meta["subpixel"] == "true"
+        ops = {n.op_type for n in model.graph.node}
+        assert "ConvTranspose" not in ops and "DepthToSpace" in ops  # G_F as sub-pixel convolutions
+        if kind == "frames":  # the three after transposed convolutions are folded; bn0 after the dense layer stays
+            assert [n.op_type for n in model.graph.node].count("BatchNormalization") == 1
         assert model.opset_import[0].version == onnx_export.OPSET
     z = np.random.default_rng(0).standard_normal((17, 100)).astype(np.float32)
     frames = run_onnx(smoke_models / "3balls-frames.onnx", z)[0]
     video, zf = run_onnx(smoke_models / "3balls-video.onnx", z[:5])
     assert frames.shape == (17, 1, 30, 30) and video.shape == (5, 30, 30, 30) and zf.shape == (5, 30, 100)
+
+
+@pytest.mark.parametrize("padding,side", [(1, 2), (1, 5), (2, 16), (2, 3)])
+def test_subpixel_convolution_is_the_transposed_convolution(padding, side):
+    torch.manual_seed(padding * 100 + side)
+    layer = torch.nn.ConvTranspose2d(6, 5, 4, 2, padding, bias=padding == 2)
+    norm = torch.nn.BatchNorm2d(5).eval()
+    norm.running_mean.normal_(), norm.running_var.uniform_(0.5, 2), norm.weight.data.normal_(1, 0.3)
+    norm.bias.data.normal_()
+    x = torch.randn(3, 6, side, side)
+    with torch.no_grad():
+        torch.testing.assert_close(SubPixelConvTranspose(layer)(x), layer(x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(SubPixelConvTranspose(layer, norm)(x), norm(layer(x)), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="only stride-2"):
+        SubPixelConvTranspose(torch.nn.ConvTranspose2d(6, 5, 3, 2, 1))
+
+
+def test_rewritten_frame_generator_is_the_trained_one(smoke_runs):
+    gf, _, _ = load_frame_generator(smoke_runs["frames"])
+    fast = rewrite(gf)
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in gf.modules())  # the original is untouched
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d | torch.nn.BatchNorm2d) for m in fast.body)
+    z = torch.randn(9, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(z), gf(z), rtol=0, atol=1e-5)
 
 
 def test_swap_puts_the_other_frame_generator_under_the_same_sequence_generator(smoke_models, smoke_runs):

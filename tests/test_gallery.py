@@ -58,6 +58,7 @@ def figures(driver, container: str) -> list[dict]:
 def api_labels(url: str, seed: int, count: int, model: str) -> list[str]:
     body = {"count": count, "seed": seed, "scale": 3, "model": model}
     videos = httpx.post(f"{url}/generate_videos", json=body, timeout=60).json()["videos"]
+
     def percent(rate: float) -> str:  # as JavaScript's toFixed(0) rounds: half up, on the exact binary value
         return str(Decimal(100 * rate).quantize(Decimal(1), ROUND_HALF_UP))
 

@@ -48,11 +48,19 @@ def _copy_into(ensemble: DiscriminatorEnsemble, singles: list[DiscriminatorEnsem
 
 
 @pytest.mark.parametrize(
-    "kind,mbstd,sn", [("frame", False, False), ("frame", True, False), ("video", True, False), ("video", True, True)]
+    "kind,mbstd,sn,inputs",
+    [
+        ("frame", False, False, "frames"),
+        ("frame", True, False, "frames"),
+        ("video", True, False, "frames"),
+        ("video", True, True, "frames"),
+        ("video", True, False, "frames+diffs"),
+        ("video", False, False, "diffs"),
+    ],
 )
-def test_ensemble_is_k_independent_discriminators(kind, mbstd, sn):
+def test_ensemble_is_k_independent_discriminators(kind, mbstd, sn, inputs):
     k, width, batch = 5, 4, 6
-    opts = dict(kind=kind, width=width, minibatch_std=mbstd, spectral_norm=sn)
+    opts = dict(kind=kind, width=width, minibatch_std=mbstd, spectral_norm=sn, inputs=inputs)
     singles = [DiscriminatorEnsemble(count=1, seed=i, **opts) for i in range(k)]
     ensemble = DiscriminatorEnsemble(count=k, seed=99, **opts)
     _copy_into(ensemble, singles)
@@ -134,6 +142,23 @@ def test_projection_is_a_unit_norm_buffer():
     torch.testing.assert_close(w.flatten(1).norm(dim=1), torch.ones(6))
     other = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=4)
     assert not torch.equal(w, other.projection.weight)  # the seed decides the projections
+
+
+def test_video_discriminators_can_see_frame_differences():
+    """With inputs="diffs" a video and the same video brightened by a constant look the same (only
+    the motion is seen); with "frames+diffs" each discriminator gets two projected channels."""
+    x = torch.rand(4, 30, 30, 30, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    diffs = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=5, inputs="diffs").eval()
+    torch.testing.assert_close(diffs(x), diffs(x + 0.5), rtol=0, atol=1e-7)
+    still = x[:, :1].expand(-1, 30, -1, -1)
+    assert (diffs(x) - diffs(still)).abs().max() > 1e-4
+    both = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=5, inputs="frames+diffs").eval()
+    assert both.projection.weight.shape == (3, 2, 1, 8, 8)
+    assert (both(x) - both(x + 0.5)).abs().max() > 1e-4  # frames are seen too
+    norms = both.projection.weight.flatten(2).norm(dim=2)
+    torch.testing.assert_close(norms, torch.ones(3, 2))  # one unit-norm projection per channel
+    with pytest.raises(ValueError, match="inputs must be"):
+        DiscriminatorEnsemble(kind="frame", count=3, width=4, seed=5, inputs="diffs")
 
 
 def test_video_generator_keeps_frame_generator_frozen():

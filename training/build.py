@@ -36,6 +36,7 @@ def build_discriminators(cfg: StageConfig, kind: str) -> DiscriminatorEnsemble:
         return DiscriminatorEnsemble(
             kind=kind, count=cfg.d_count, width=cfg.d_width, seed=cfg.seed * 7 + (0 if kind == "frame" else 1),
             minibatch_std=cfg.minibatch_std, spectral_norm=cfg.spectral_norm,
+            inputs=getattr(cfg, "d_inputs", "frames") if kind == "video" else "frames",
         )  # fmt: skip
 
 

@@ -16,11 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 OPTIMIZERS = ("rmsprop", "adam")
-G_LOSS_MODES = ("sum", "hypervolume")
-ZF_PATHS = (
-    "absolute",
-    "residual",
-)  # how G_V writes its path of z_F (training/networks.py)  # how the K generator losses combine (training/losses.py)
+G_LOSS_MODES = ("sum", "hypervolume")  # how the K generator losses combine (training/losses.py)
+ZF_PATHS = ("absolute", "residual")  # how G_V writes its path of z_F (training/networks.py)
+D_INPUTS = ("frames", "diffs", "frames+diffs")  # what a video discriminator sees (training/networks.py)
 FRAMES, VIDEO = "frames", "video"
 
 
@@ -132,6 +130,9 @@ class VideoConfig(StageConfig):
         "absolute", "absolute: z_F = tanh(...) (paper); residual: z_F,0 = z_v, then steps of zf_step * tanh"
     )
     zf_step: float = _f(0.1, "largest change per coordinate and frame of a residual path (--zf-path residual)")
+    d_inputs: str = _f(
+        "frames", f"what each video discriminator sees: {', '.join(D_INPUTS)} (frame differences; paper: frames)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -148,6 +149,8 @@ class VideoConfig(StageConfig):
             raise ValueError(f"zf_path must be one of {ZF_PATHS}, not {self.zf_path!r}")
         if self.zf_step <= 0:
             raise ValueError(f"zf_step must be positive, got {self.zf_step}")
+        if self.d_inputs not in D_INPUTS:
+            raise ValueError(f"d_inputs must be one of {D_INPUTS}, not {self.d_inputs!r}")
 
 
 _SMOKE = dict(

@@ -20,6 +20,7 @@ from torch import nn
 
 from training import checkpoint, losses
 from training.config import StageConfig
+from training.distributed import ONE, World
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -46,12 +47,20 @@ def step_noise(seed: int, step: int, batch: int, latent: int, device: torch.devi
     return torch.randn(batch, latent, generator=gen).to(device)
 
 
-def instance_noise(seed: int, step: int, std: float, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """x -> x + N(0, std^2) noise, from a generator seeded with (seed, step): resumable like step_noise."""
+def instance_noise(
+    seed: int, step: int, std: float, device: torch.device, world: World = ONE
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> x + N(0, std^2) noise, from a generator seeded with (seed, step): resumable like step_noise.
+    In a process group x is a rank's slice: the noise is drawn for the global batch and sliced."""
     if std == 0:
         return lambda x: x
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step + 500_000_000)
-    return lambda x: x + std * torch.randn(x.shape, generator=gen).to(device)
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn((x.shape[0] * world.size, *x.shape[1:]), generator=gen)
+        return x + std * world.shard(noise).to(device)
+
+    return noisy
 
 
 def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, device: torch.device) -> torch.Tensor:
@@ -79,10 +88,13 @@ def gan_step(
     noisy: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
     mode_seeking: float = 0.0,
     clamp: tuple[float, float, float, torch.Tensor] | None = None,
+    disc_g: nn.Module | None = None,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
-    ``noisy`` is applied to every discriminator input, real and fake (instance noise);
+    ``disc_g``: the discriminators for the generator's pass, when ``disc`` is a DistributedDataParallel
+    wrapper (that pass trains no discriminator, so it goes through the plain module). ``noisy`` is
+    applied to every discriminator input, real and fake (instance noise);
     ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss; ``clamp`` =
     (weight, low, high, d) adds weight times Jacobian clamping with the step d (B, latent) in z.
     """
@@ -96,10 +108,11 @@ def gan_step(
     d_losses.sum().backward()
     opt_d.step()
     # generator: no parameter gradients for the discriminators on this pass
-    disc.requires_grad_(False)
+    disc_g = disc if disc_g is None else disc_g
+    disc_g.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     with amp():
-        logits = disc(noisy(fake))
+        logits = disc_g(noisy(fake))
     g_losses = losses.g_loss(logits.float())  # (K,)
     total = losses.combine(g_losses, g_loss_mode)
     row = {}
@@ -116,7 +129,7 @@ def gan_step(
         row["jacobian_clamp"] = jc.item()
     total.backward()
     opt_g.step()
-    disc.requires_grad_(True)
+    disc_g.requires_grad_(True)
     return {
         "loss_d": d_losses.mean().item(),
         "loss_g": g_losses.mean().item(),
@@ -135,7 +148,7 @@ class Stage:
     folder: Path
     device: torch.device
     generator: nn.Module  # trained part: G_F, or G_V (+ frozen G_F)
-    generate: Callable[[torch.Tensor], torch.Tensor]  # z -> fakes shaped like real batches
+    generate: nn.Module  # z -> fakes shaped like real batches
     disc: nn.Module
     real_batch: Callable[[int], torch.Tensor]  # step -> real batch on the device
     evaluate: Callable[[int], dict[str, Any]]  # step -> metrics (and writes samples)
@@ -173,17 +186,31 @@ class Stage:
         return checkpoint.save(self.folder, self.state(), self.step, self.config.keep_checkpoints)
 
 
-def fit(stage: Stage, progress: bool = True) -> Stage:
+def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
     """Train until config.total_steps, logging, evaluating, sampling and checkpointing as configured.
 
-    Ctrl-C saves a checkpoint at the current step before exiting (with SystemExit 130).
+    Ctrl-C saves a checkpoint at the current step before exiting (with SystemExit 130). In a process
+    group (``world``, training/distributed.py) each rank trains on its slice of every batch and rank 0
+    alone writes.
     """
     cfg, total = stage.config, stage.config.total_steps
-    stage.folder.mkdir(parents=True, exist_ok=True)
+    if cfg.batch % world.size:
+        raise SystemExit(f"--batch {cfg.batch} does not split over {world.size} processes")
+    if world.main:
+        stage.folder.mkdir(parents=True, exist_ok=True)
     stats_path = stage.folder / "stats.jsonl"
     amp = lambda: autocast(stage.device, cfg.amp)  # noqa: E731
+    generate, disc = stage.generate, stage.disc
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [stage.device.index] if stage.device.type == "cuda" else None
+        generate = DistributedDataParallel(stage.generate, device_ids=ids)  # batch-norm buffers: rank 0's
+        # the discriminators' buffers (the fixed projections; spectral norm's u, v, updated from weights
+        # that every rank holds alike) are equal on every rank: nothing to broadcast
+        disc = DistributedDataParallel(stage.disc, device_ids=ids, forward_sync_buffers=False)
     bar = None
-    if progress and stage.step < total:
+    if progress and world.main and stage.step < total:
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=stage.step, desc=stage.name, unit="step", dynamic_ncols=True)
@@ -192,16 +219,16 @@ def fit(stage: Stage, progress: bool = True) -> Stage:
     t_last, s_last = time.perf_counter(), stage.step
     try:
         while stage.step < total:
-            real = stage.real_batch(stage.step)
-            z = step_noise(cfg.seed, stage.step, real.shape[0], cfg.latent, stage.device)
-            noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device)
+            real = world.shard(stage.real_batch(stage.step))
+            z = world.shard(step_noise(cfg.seed, stage.step, cfg.batch, cfg.latent, stage.device))
+            noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device, world)
             clamp = None
             if getattr(cfg, "jacobian_clamp", 0) > 0:
-                d = clamp_step(cfg.seed, stage.step, z.shape[0], cfg.latent, cfg.jc_eps, stage.device)
+                d = world.shard(clamp_step(cfg.seed, stage.step, cfg.batch, cfg.latent, cfg.jc_eps, stage.device))
                 clamp = (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
             row = gan_step(
-                stage.generate,
-                stage.disc,
+                generate,
+                disc,
                 stage.opt_g,
                 stage.opt_d,
                 real,
@@ -211,6 +238,7 @@ def fit(stage: Stage, progress: bool = True) -> Stage:
                 noisy,
                 cfg.mode_seeking,
                 clamp,
+                disc_g=stage.disc,
             )
             stage.step += 1
             if bar is not None:
@@ -219,24 +247,28 @@ def fit(stage: Stage, progress: bool = True) -> Stage:
             done = stage.step == total
             if stage.step % cfg.log_every == 0 or done or stage.step % cfg.eval_every == 0:
                 now = time.perf_counter()
+                row = world.mean(row)
                 row = {"step": stage.step, **row, "steps_per_s": (stage.step - s_last) / max(now - t_last, 1e-9)}
-                if stage.step % cfg.eval_every == 0 or done:
-                    stage.generator.eval()
-                    row.update(stage.evaluate(stage.step))
-                    stage.generator.train()
-                with open(stats_path, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                if world.main:
+                    if stage.step % cfg.eval_every == 0 or done:
+                        stage.generator.eval()
+                        row.update(stage.evaluate(stage.step))
+                        stage.generator.train()
+                    with open(stats_path, "a") as f:
+                        f.write(json.dumps(row) + "\n")
                 t_last, s_last = time.perf_counter(), stage.step
             if stage.step % cfg.checkpoint_every == 0 or done:
-                stage.save()
+                if world.main:
+                    stage.save()
                 saved_at = stage.step
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        if stage.step != saved_at:
+        if stage.step != saved_at and world.main:
             path = stage.save()
             print(f"\ninterrupted: saved {path} at step {stage.step}; continue with --resume")
         raise SystemExit(130) from None
     if bar is not None:
         bar.close()
+    world.barrier()  # the last checkpoint is on disk before any rank returns
     return stage

@@ -13,6 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
+from training.config import D_INPUTS
+
 Size = int | tuple[int, ...]
 
 
@@ -142,25 +144,45 @@ class VideoGenerator(nn.Module):
         return frames.view(-1, t, size, size), zf
 
 
-class RandomProjection(nn.Module):
-    """K fixed random convolutions 1 -> 1 channel, each with unit-norm weights, never trained.
+class VideoFrames(nn.Module):
+    """A VideoGenerator's videos alone: z_v (B, latent) -> video (B, T, 30, 30), what stage 2 trains."""
 
-    The weights are a buffer: no optimizer sees them, and they travel in the state dict.
-    Input (B, 1, *S) -> output (B, K, *S').
+    def __init__(self, video: VideoGenerator) -> None:
+        super().__init__()
+        self.video = video
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.video(z)[0]
+
+
+class RandomProjection(nn.Module):
+    """K fixed random convolutions, each with unit-norm weights, never trained: each of the
+    ``channels`` input channels gets its own projection per discriminator (1 -> 1 channel each).
+
+    The weights are a buffer (K, channels, *kernel): no optimizer sees them, and they travel in the
+    state dict. Input (B, channels, *S) -> output (B, K * channels, *S'), grouped per discriminator.
     """
 
-    def __init__(self, *, count: int, kernel: Size, stride: Size, padding: Size, dims: int, seed: int) -> None:
+    def __init__(
+        self, *, count: int, kernel: Size, stride: Size, padding: Size, dims: int, seed: int, channels: int = 1
+    ) -> None:
         super().__init__()
         kernel = _tuple(kernel, dims)
         gen = torch.Generator().manual_seed(seed)
-        w = torch.randn(count, 1, *kernel, generator=gen)
-        w = w / w.flatten(1).norm(dim=1).view(count, *([1] * (dims + 1)))
+        w = torch.randn(count, channels, *kernel, generator=gen)
+        w = w / w.flatten(2).norm(dim=2).view(count, channels, *([1] * dims))
         self.register_buffer("weight", w)
-        self.stride, self.padding, self.dims = stride, padding, dims
+        self.stride, self.padding, self.dims, self.channels = stride, padding, dims, channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = F.conv2d if self.dims == 2 else F.conv3d
-        return conv(x, self.weight, stride=self.stride, padding=self.padding)
+        k, c = self.weight.shape[:2]
+        w = self.weight.transpose(0, 1).reshape(c * k, 1, *self.weight.shape[2:])  # (C*K, 1, *kernel)
+        h = conv(x, w, stride=self.stride, padding=self.padding, groups=c)  # (B, C*K, *S'), channel-major
+        if c == 1:
+            return h
+        b, _, *s = h.shape
+        return h.view(b, c, k, *s).transpose(1, 2).reshape(b, k * c, *s)  # discriminator-major
 
 
 class MinibatchStd(nn.Module):
@@ -237,6 +259,9 @@ class DiscriminatorEnsemble(nn.Module):
     benchmarks/ensemble_step.py measures it against a loop over K modules, and what else was tried.
 
     kind="frame": input (B, 1, 30, 30); kind="video": input (B, T, 30, 30). Output: logits (B, K).
+    ``inputs`` (video only, not the paper's): "frames" (the paper), "diffs" (each frame minus the one
+    before, the first difference zero) or "frames+diffs" (both, as two channels, each projected by its
+    own random projection): a discriminator that sees differences must judge the motion itself.
     """
 
     def __init__(
@@ -249,17 +274,20 @@ class DiscriminatorEnsemble(nn.Module):
         minibatch_std: bool = False,
         spectral_norm: bool = False,
         slope: float = 0.2,
+        inputs: str = "frames",
     ) -> None:
         super().__init__()
         if kind not in ("frame", "video"):
             raise ValueError(f"kind must be 'frame' or 'video', not {kind!r}")
+        if inputs not in D_INPUTS or (kind == "frame" and inputs != "frames"):
+            raise ValueError(f"inputs must be one of {D_INPUTS} (frame discriminators: 'frames'), not {inputs!r}")
         plan = FRAME_PLAN if kind == "frame" else VIDEO_PLAN
-        self.kind, self.count, self.width, self.slope = kind, count, width, slope
+        self.kind, self.count, self.width, self.slope, self.inputs = kind, count, width, slope, inputs
         dims = 2 if kind == "frame" else 3
         conv = nn.Conv2d if dims == 2 else nn.Conv3d
-        self.projection = RandomProjection(count=count, dims=dims, seed=seed, **plan["projection"])
+        c_in = 2 if inputs == "frames+diffs" else 1
+        self.projection = RandomProjection(count=count, dims=dims, seed=seed, channels=c_in, **plan["projection"])
         layers: list[nn.Module] = []
-        c_in = 1
         for mult, k, s, p in plan["layers"]:
             layers.append(conv(count * c_in, count * mult * width, k, s, p, groups=count))
             c_in = mult * width
@@ -278,13 +306,21 @@ class DiscriminatorEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, K) of a batch of frames (B, 1, 30, 30) or videos (B, T, 30, 30)."""
         if self.kind == "video":
-            x = x.unsqueeze(1)  # (B, 1, T, H, W)
+            x = self._video_channels(x)  # (B, C, T, H, W)
         h = self.projection(x).contiguous(memory_format=self.memory_format)  # (B, K, *S)
         for layer in self.layers:
             h = F.leaky_relu(layer(h), self.slope)
         if self.mbstd is not None:
             h = self.mbstd(h)
         return self.head(h).flatten(1)  # (B, K)
+
+    def _video_channels(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inputs == "frames":
+            return x.unsqueeze(1)
+        diffs = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # (B, T, H, W)
+        if self.inputs == "diffs":
+            return diffs.unsqueeze(1)
+        return torch.stack([x, diffs], dim=1)
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -40,9 +40,10 @@ def drop_stats_after(folder: Path, step: int) -> None:
         os.replace(tmp, path)
 
 
-def prepare(stage: Stage, resume: bool | Path) -> None:
+def prepare(stage: Stage, resume: bool | Path, write: bool = True) -> None:
     """Write config.json, or on --resume restore latest.pt, or the checkpoint given (refusing a
-    different config); a latest.pt that does not load names the newest intact checkpoint."""
+    different config); a latest.pt that does not load names the newest intact checkpoint.
+    ``write=False`` (the other ranks of a process group) restores without touching files."""
     latest = stage.folder / "latest.pt"
     if resume:
         source = latest if resume is True else Path(resume)
@@ -66,9 +67,11 @@ def prepare(stage: Stage, resume: bool | Path) -> None:
         if stage.name == VIDEO and not same_state(ckpt["frames_generator"], stage.frozen.state_dict()):
             raise SystemExit(f"--resume: {latest} was trained over another G_F than the one given")
         stage.restore(ckpt)
-        drop_stats_after(stage.folder, stage.step)
-        print(f"resumed {stage.name} from {latest} at step {stage.step}")
+        if write:
+            drop_stats_after(stage.folder, stage.step)
+            print(f"resumed {stage.name} from {latest} at step {stage.step}")
     elif latest.exists():
         raise SystemExit(f"{stage.folder} already holds a run; pass --resume to continue it or choose another --out")
-    stage.folder.mkdir(parents=True, exist_ok=True)
-    (stage.folder / "config.json").write_text(json.dumps(stage.config.to_dict(), indent=2) + "\n")
+    if write:
+        stage.folder.mkdir(parents=True, exist_ok=True)
+        (stage.folder / "config.json").write_text(json.dumps(stage.config.to_dict(), indent=2) + "\n")

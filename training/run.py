@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training import checkpoint
+from training import checkpoint, distributed
 from training.build import build_frame_generator, load_frame_generator
 from training.config import FRAMES, PRESETS, VIDEO, FramesConfig, StageConfig, add_flags, flag, make_config, unused_by
 from training.loop import Stage, fit, resolve_device
@@ -99,13 +99,21 @@ def with_data_size(cfg: StageConfig, seqs: np.ndarray | None, name: str) -> Stag
         raise SystemExit(f"config error ({name}) with this data set: {exc}") from None
 
 
-def run_stage(name: str, args: argparse.Namespace, overrides: dict[str, Any], device: torch.device) -> Stage | None:
+def run_stage(
+    name: str, args: argparse.Namespace, overrides: dict[str, Any], device: torch.device, world: distributed.World
+) -> Stage | None:
     cfg = stage_config(name, args, overrides)
     folder = args.out / name
     frame_generator = resolve_frame_generator(args, overrides) if name == VIDEO else None
     file_given = args.data not in (None, "stream")
     writes_data = args.data is None and not args.dry_run  # a dry run writes no data set
-    seqs = open_training_data(cfg, args.data, args.out) if file_given or writes_data else None
+    seqs = None
+    if file_given or writes_data:
+        if not world.main:  # rank 0 writes a missing data set; the others then read it
+            world.barrier()
+        seqs = open_training_data(cfg, args.data, args.out)
+        if world.main:
+            world.barrier()
     cfg = with_data_size(cfg, seqs, name)
     data_desc = args.data or f"generated: {cfg.data_sequences} sequences of {cfg.data_length} frames, {cfg.balls} balls"
     try:
@@ -115,11 +123,12 @@ def run_stage(name: str, args: argparse.Namespace, overrides: dict[str, Any], de
             stage = video_stage(cfg, folder, device, seqs, frame_generator)
     except (ValueError, checkpoint.CheckpointError) as exc:
         raise SystemExit(f"{name}: {exc}") from None
-    print(describe(stage, data_desc), flush=True)
+    if world.main:
+        print(describe(stage, data_desc) + (f"\n  processes: {world.size}" if world.size > 1 else ""), flush=True)
     if args.dry_run:
         return None
-    prepare(stage, args.resume)
-    return fit(stage, progress=not args.no_progress)
+    prepare(stage, args.resume, write=world.main)
+    return fit(stage, progress=not args.no_progress, world=world)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,10 +140,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--device: {exc}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     stages = [FRAMES, VIDEO] if args.stage == "all" else [args.stage]
-    for name in stages:
-        stage = run_stage(name, args, overrides, device)
-        if stage is not None:
-            print(f"[{name}] done: step {stage.step}, checkpoint {stage.folder / 'latest.pt'}", flush=True)
+    world, device = distributed.start(device)  # torchrun: one process of several
+    try:
+        for name in stages:
+            stage = run_stage(name, args, overrides, device, world)
+            if stage is not None and world.main:
+                print(f"[{name}] done: step {stage.step}, checkpoint {stage.folder / 'latest.pt'}", flush=True)
+    finally:
+        distributed.stop()
 
 
 if __name__ == "__main__":

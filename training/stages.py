@@ -16,7 +16,7 @@ from training.build import build_discriminators, build_frame_generator, build_se
 from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, VideoConfig
 from training.datasets import FrameDataset, VideoDataset
 from training.loop import Stage
-from training.networks import FrameGenerator, VideoGenerator, parameter_count
+from training.networks import FrameGenerator, VideoFrames, VideoGenerator, parameter_count
 
 EVAL_VIDEOS = 30  # Table 1 averages over 30 videos (or 30 independent frames)
 
@@ -133,7 +133,7 @@ def video_stage(
 
     extra = {"frames_config": gf_cfg.to_dict(), "frames_generator": gf.state_dict(), "frames_source": source}
     real = batch_source(cfg, seqs, "video", device, cfg.video_length)
-    return Stage(VIDEO, cfg, folder, device, gv, lambda z: vg(z)[0], disc, real, evaluate, extra, frozen=gf)
+    return Stage(VIDEO, cfg, folder, device, gv, VideoFrames(vg), disc, real, evaluate, extra, frozen=gf)
 
 
 def describe(stage: Stage, data_desc: str) -> str:
@@ -152,9 +152,8 @@ def describe(stage: Stage, data_desc: str) -> str:
             else ""
         )
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
-        + (
-            f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else ""
-        ),
+        + (f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else "")
+        + (f", d_inputs={cfg.d_inputs}" if getattr(cfg, "d_inputs", "frames") != "frames" else ""),
         f"  data: {data_desc}",
         f"  out: {stage.folder}",
     ]

@@ -1,0 +1,94 @@
+"""Pick a stage-2 checkpoint by a validation score over both variants: `python -m training.pick`.
+
+    python -m training.pick --frames FRAMES_CKPT --swap-frames OTHER_FRAMES_CKPT VIDEO_CKPT [VIDEO_CKPT ...]
+
+Each video checkpoint's G_V runs over its own G_F (``--frames``) and, unchanged, over the swap's
+G_F (``--swap-frames``, e.g. a 1-ball G_F: the paper's Fig. 4). On ``--videos`` generated and as
+many real videos per variant (evaluation seed ``--seed``: a tuning seed, not a report seed) the score
+is, summed over the two variants, teleport rate + unexplained-acceleration rate + |MSE / real MSE - 1|
+(lower is better): smooth motion at the real speed. Only physics and Table 1 enter it; the
+two-sample test stays an independent check of the pick. Prints a markdown table, best first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from balls import metrics, motion
+from balls.pixels import to_signed
+from balls.sequences import generate
+from training.evaluate import FRAMES, Source, from_checkpoints, prior
+
+
+def measure(source: Source, balls: int, seed: int, count: int) -> dict[str, float]:
+    """The score's parts for one G_V over one G_F on ``count`` videos."""
+    real = to_signed(generate(count, balls, length=FRAMES, seed=seed + 11))
+    videos, _ = source.videos(prior(np.random.default_rng([seed, 7]), count, source.latent))
+    moves = motion.motion_report(videos, balls)
+    mse = float(metrics.consecutive_frame_mse(videos).mean())
+    real_mse = float(metrics.consecutive_frame_mse(real).mean())
+    return {
+        "teleport_rate": moves["teleport_rate"],
+        "unexplained_rate": moves["unexplained_rate"],
+        "mse": mse,
+        "mse_ratio": mse / real_mse,
+        "right_count": float((metrics.count_balls(videos) == balls).mean()),
+    }
+
+
+def score(parts: dict[str, float]) -> float:
+    return parts["teleport_rate"] + parts["unexplained_rate"] + abs(parts["mse_ratio"] - 1)
+
+
+def pick(frames: Path, swap: Path, videos: list[Path], seed: int, count: int) -> list[dict[str, Any]]:
+    rows = []
+    for video in videos:
+        row: dict[str, Any] = {"checkpoint": str(video)}
+        for name, gf in (("own", frames), ("swap", swap)):
+            source = from_checkpoints(gf, video)
+            row[name] = measure(source, source.balls, seed, count)
+        row["score"] = score(row["own"]) + score(row["swap"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["score"])
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    def cell(p: dict[str, float]) -> str:
+        return (f"{p['teleport_rate']:.1%} / {p['unexplained_rate']:.1%} / {p['mse_ratio']:.2f} / "
+                f"{p['right_count']:.1%}")  # fmt: skip
+
+    lines = [
+        "| checkpoint | own G_F: teleports / unexplained / MSE÷real / right count | swap G_F: same | score |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r['checkpoint']} | {cell(r['own'])} | {cell(r['swap'])} | {r['score']:.3f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.pick", description=__doc__.split("\n\n")[0])
+    p.add_argument("videos", nargs="+", type=Path, help="video checkpoints to compare")
+    p.add_argument("--frames", type=Path, required=True, help="the G_F the checkpoints were trained over")
+    p.add_argument("--swap-frames", type=Path, required=True, help="the swap's G_F (e.g. trained on 1 ball)")
+    p.add_argument("--seed", type=int, default=1234, help="evaluation seed (a tuning seed; default 1234)")
+    p.add_argument("--videos-per-figure", type=int, default=100, help="generated and real videos per variant")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    args = p.parse_args(argv)
+    from training import checkpoint
+
+    try:
+        rows = pick(args.frames, args.swap_frames, args.videos, args.seed, args.videos_per_figure)
+    except checkpoint.CheckpointError as exc:
+        raise SystemExit(str(exc)) from None
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
