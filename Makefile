@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve serve-gpu bento test lint bench bench-data bench-train fuzz overload soak browser venv venv-train venv-gpu clean
+.PHONY: serve serve-gpu bento test lint bench bench-data bench-train gpu-check fuzz overload soak browser venv venv-train venv-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench-data: venv-train
 
 bench-train: venv-train
 	$(BIN)/python benchmarks/ensemble_step.py --variants batched,loop,contiguous,compiled --steps 10
+
+# on a CUDA machine (make venv-train TORCH=torch, make venv-gpu): both stages' steps at the paper and cpu
+# presets and the ONNX models on onnxruntime-gpu -> benchmarks/gpu-check.json; refuses without CUDA
+gpu-check: venv-train
+	$(BIN)/python benchmarks/gpu_check.py --json benchmarks/gpu-check.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

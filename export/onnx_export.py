@@ -191,7 +191,7 @@ def training_record(cfg: StageConfig, step: int | None = None) -> dict[str, Any]
     return {
         "command": " ".join(["python -m training.run", f"--stage {stage}", f"--preset {cfg.preset}", *flags_of(cfg)]),
         "steps": cfg.total_steps, "batch": cfg.batch, "balls": cfg.balls,
-        "data": {"sequences": cfg.data_sequences, "length": cfg.data_length, "seed": cfg.seed},
+        "data": {"sequences": cfg.data_sequences, "length": cfg.data_length, "seed": cfg.data_seed},
     }  # fmt: skip
 
 

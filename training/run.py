@@ -29,7 +29,7 @@ from training.stages import describe, frames_stage, open_training_data, video_st
 
 # flags of the command line that are not config fields, and the stage that uses each
 STAGE_FLAGS = {"frames_checkpoint": VIDEO}
-DATA_SET_FIELDS = ("data_sequences", "data_length")  # describe a generated data set, not a --data file
+DATA_SET_FIELDS = ("data_sequences", "data_length", "data_seed")  # describe a generated data set, not a --data file
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

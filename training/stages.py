@@ -31,11 +31,11 @@ def open_training_data(cfg: StageConfig, data_arg: str | None, out: Path, res: i
     if data_arg is not None:
         seqs = bb.open_dataset(data_arg)
     else:
-        name = f"bb{cfg.balls}-n{cfg.data_sequences}-len{cfg.data_length}-seed{cfg.seed}.npy"
+        name = f"bb{cfg.balls}-n{cfg.data_sequences}-len{cfg.data_length}-seed{cfg.data_seed}.npy"
         path = out / "data" / name
         if not path.exists():
             print(f"writing the training data set {path} ...", flush=True)
-            bb.write_dataset(path, cfg.data_sequences, cfg.balls, cfg.data_length, res, cfg.seed, progress=True)
+            bb.write_dataset(path, cfg.data_sequences, cfg.balls, cfg.data_length, res, cfg.data_seed, progress=True)
         seqs = bb.open_dataset(path)
     if seqs.shape[-1] != res:
         raise ValueError(f"the networks make {res}x{res} frames; the data set has {seqs.shape[-1]}x{seqs.shape[-1]}")

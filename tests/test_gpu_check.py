@@ -1,0 +1,32 @@
+"""benchmarks/gpu_check.py: refuses clearly without CUDA, and its code path runs (on a CPU, smoke preset)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the refusal cannot happen")
+def test_refuses_without_cuda(tmp_path):
+    out = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--json", str(out)], capture_output=True, text=True)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr and not out.exists()
+
+
+def test_the_same_checks_run_on_a_cpu(tmp_path):
+    out = tmp_path / "check.json"
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--presets", "smoke", "--steps", "2", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    for stage in ("smoke frames", "smoke video"):
+        r = result["training"][stage]
+        assert r["steps_per_s"] > 0 and r["batch"] == 8 and r["d_count"] == 4
+    assert result["onnx"]["provider"] == "CPUExecutionProvider"
+    assert all(result["onnx"][b]["videos_per_s"] > 0 for b in ("1", "8", "32", "256"))
