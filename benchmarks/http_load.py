@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -97,10 +98,18 @@ async def in_process(concurrency: int, total: int, body: dict) -> dict:
         import service
 
     instance = service.BouncingBalls()
+    from types import SimpleNamespace
+
+    folder = tempfile.mkdtemp()
 
     async def call(i: int) -> int:
-        response = await instance.generate_video(seed=i, **body)
-        return response.status_code
+        # the handler as BentoML calls it, with a stand-in for its request context
+        ctx = SimpleNamespace(temp_dir=folder, response=SimpleNamespace(headers={}, status_code=200))
+        answer = await instance.generate_video(ctx, seed=i, **body)
+        if isinstance(answer, Path):
+            answer.unlink()
+            return 200
+        return answer.status_code
 
     await load(call, 4, 1)  # warm up
     return await load(call, total, concurrency)
