@@ -1,7 +1,7 @@
 """Export G_F and G_V (over a G_F) to ONNX, check them, and record them in models/manifest.json.
 
     python -m export --frames FRAMES_CKPT --video VIDEO_CKPT [--swap-frames OTHER_FRAMES_CKPT] \\
-        --name NAME --out models/ [--table TABLE1_JSON] [--default]
+        --name NAME --out MODELS_DIR [--table TABLE1_JSON] [--default] [--replace-shipped]
 
 Per variant NAME it writes NAME-frames.onnx (z (B, 100) -> frames (B, 1, 30, 30) in [-1, 1]) and
 NAME-video.onnx (z_v (B, 100) -> video (B, 30, 30, 30) in [-1, 1] and z_F (B, 30, 100)), both
@@ -38,6 +38,7 @@ from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, flags_of
 from training.networks import FrameGenerator, VideoGenerator
 
 OPSET = 17
+SHIPPED = Path(__file__).resolve().parent.parent / "models"  # the models this repository ships
 TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 17)
 
@@ -201,11 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--video", type=Path, required=True, help="video checkpoint (G_V)")
     p.add_argument("--swap-frames", type=Path, help="put this G_F under G_V instead (e.g. one trained on 1 ball)")
     p.add_argument("--name", required=True, help="variant name, e.g. 3balls")
-    p.add_argument("--out", type=Path, default=Path("models"), help="models folder (default models/)")
+    p.add_argument("--out", type=Path, required=True, help="models folder to write (e.g. my-models/)")
+    p.add_argument("--replace-shipped", action="store_true",
+                   help="allow --out to be the repository's models/ (the shipped models)")  # fmt: skip
     p.add_argument("--table", type=Path, help="table1.json from `python -m training.evaluate` to record")
     p.add_argument("--default", action="store_true", help="make this variant the service's default")
     p.add_argument("--note", default="", help="free text for the model card (how it was trained, caveats)")
     args = p.parse_args(argv)
+    if args.out.resolve() == SHIPPED.resolve() and not args.replace_shipped:
+        p.error(f"--out {args.out} is the shipped models folder; pass --replace-shipped to change the shipped models")
     if not args.name.replace("-", "").replace("_", "").isalnum():
         p.error("--name may hold letters, digits, '-' and '_' only")
     table = json.loads(args.table.read_text()) if args.table else None

@@ -168,3 +168,14 @@ def test_sample_gifs_are_the_service_files(smoke_models, tmp_path):
     from balls.sequences import real_video
 
     assert np.array_equal(real[:, ::2, ::2], real_video(3, 3))  # the gallery's real video for seed 3
+
+
+def test_cli_refuses_the_shipped_models_folder_without_the_flag(smoke_runs, capsys):
+    before = {p.name: p.read_bytes() for p in onnx_export.SHIPPED.iterdir() if p.is_file()}
+    args = ["--frames", str(smoke_runs["frames"]), "--video", str(smoke_runs["video"]), "--name", "smoke"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(onnx_export.SHIPPED)])
+    assert exc.value.code == 2 and "--replace-shipped" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in onnx_export.SHIPPED.iterdir() if p.is_file()} == before
+    with pytest.raises(SystemExit):
+        main(args)  # and --out has no default
