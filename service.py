@@ -45,6 +45,7 @@ from inference.http import RequestGuard
 from inference.media import MEDIA_TYPES, encode_png, encode_video
 from inference.models import MODELS_ENV, ModelError, latent_from_seed, load_variants, providers
 from inference.openapi import OpenAPIDocument
+from inference.telemetry import ENCODE_SECONDS, GENERATE_SECONDS, REQUEST_SECONDS, TELEPORT_RATE, VIDEO_MSE, shed, timed
 
 log = logging.getLogger("bentoml.bouncing")  # under "bentoml": shown in the server log
 MODELS_DIR = Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parent / "models")
@@ -143,13 +144,15 @@ class BouncingBalls:
 
     def _generate(self, name: str, z: np.ndarray) -> np.ndarray:
         """z_v rows (B, latent) of one variant -> video pixels uint8 (B, T, 30, 30); run by the batcher."""
-        return to_pixels(self.variants[name].generate_videos(z))
+        with timed(GENERATE_SECONDS, model=name):
+            return to_pixels(self.variants[name].generate_videos(z))
 
     async def _videos(self, ctx: bentoml.Context, seeds: list[int], name: str) -> np.ndarray | JSONResponse:
         z = np.stack([latent_from_seed(s, self.latent) for s in seeds])
         try:
             return await self.batcher(name, z)
         except Overloaded as exc:
+            shed("queue_full")
             return refuse(
                 ctx, 503, {"error": f"overloaded, retry shortly: {exc}", "field": "body"}, {"Retry-After": "1"}
             )
@@ -178,12 +181,16 @@ class BouncingBalls:
         path = Path(ctx.temp_dir) / f"bouncing-{name}-{seed}.{format}"
         await anyio.to_thread.run_sync(lambda: path.write_bytes(encode_video(videos[0], format, fps, scale)))
         t2 = time.perf_counter()
+        ENCODE_SECONDS.labels(format).observe(t2 - t1)
+        mse = consecutive_frame_mse(to_signed(videos[0]))
+        VIDEO_MSE.labels(name).observe(mse)
+        REQUEST_SECONDS.labels("generate_video", format).observe(t2 - t0)
         ctx.response.headers.update({
             # generate: z -> frames, through the batching queue; encode: GIF/MP4 (milliseconds)
             "Server-Timing": f"generate;dur={(t1 - t0) * 1e3:.1f}, encode;dur={(t2 - t1) * 1e3:.1f}",
             "X-Seed": str(seed),
             "X-Model": name,
-            "X-Consecutive-Frame-MSE": f"{consecutive_frame_mse(to_signed(videos[0])):.6f}",
+            "X-Consecutive-Frame-MSE": f"{mse:.6f}",
         })  # fmt: skip
         return path
 
@@ -204,20 +211,26 @@ class BouncingBalls:
         name = model or self.default
         first = secrets.randbelow(2**31) if seed is None else seed
         seeds = list(range(first, first + count))
-        videos = await self._videos(ctx, seeds, name)
-        if isinstance(videos, JSONResponse):
-            return videos
-        return await anyio.to_thread.run_sync(self._videos_answer, name, format, fps, scale, seeds, videos)
+        with timed(REQUEST_SECONDS, endpoint="generate_videos", format=format):
+            videos = await self._videos(ctx, seeds, name)
+            if isinstance(videos, JSONResponse):
+                return videos
+            return await anyio.to_thread.run_sync(self._videos_answer, name, format, fps, scale, seeds, videos)
 
     def _videos_answer(
         self, name: str, format: str, fps: int, scale: int, seeds: list[int], videos: np.ndarray
     ) -> Videos:
         n_balls = int(self.variants[name].entry.get("frames_balls", 3))
-        items = [
-            Video(seed=s, media_type=MEDIA_TYPES[format], **metrics_of(v, n_balls),
-                  data=base64.b64encode(encode_video(v, format, fps, scale)).decode("ascii"))
-            for s, v in zip(seeds, videos, strict=True)
-        ]  # fmt: skip
+        items = []
+        for s, v in zip(seeds, videos, strict=True):
+            with timed(ENCODE_SECONDS, format=format):
+                data = encode_video(v, format, fps, scale)
+            item = Video(seed=s, media_type=MEDIA_TYPES[format], **metrics_of(v, n_balls),
+                         data=base64.b64encode(data).decode("ascii"))  # fmt: skip
+            VIDEO_MSE.labels(name).observe(item.mse)
+            if math.isfinite(item.teleport_rate):  # NaN: no ball tracked across two frames
+                TELEPORT_RATE.labels(name).observe(item.teleport_rate)
+            items.append(item)
         mse = [item.mse for item in items]
         return Videos(model=name, format=format, videos=items, mse_mean=float(np.mean(mse)), mse_std=float(np.std(mse)))
 
@@ -235,9 +248,11 @@ class BouncingBalls:
         else:
             seed = secrets.randbelow(2**31) if seed is None else seed
             vec, shown = latent_from_seed(seed, variant.latent), str(seed)
-        frame = to_pixels(variant.generate_frames(vec[None])[0])
-        path = Path(ctx.temp_dir) / f"bouncing-{name}-frame-{shown}.png"
-        path.write_bytes(encode_png(frame, scale))
+        with timed(REQUEST_SECONDS, endpoint="generate_frame", format="png"):
+            frame = to_pixels(variant.generate_frames(vec[None])[0])
+            path = Path(ctx.temp_dir) / f"bouncing-{name}-frame-{shown}.png"
+            with timed(ENCODE_SECONDS, format="png"):
+                path.write_bytes(encode_png(frame, scale))
         ctx.response.headers.update({"X-Seed": shown, "X-Model": name})
         return path
 

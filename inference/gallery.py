@@ -24,6 +24,7 @@ from balls.metrics import consecutive_frame_mse
 from balls.pixels import to_signed
 from balls.sequences import real_video
 from inference.media import encode_video
+from inference.telemetry import shed
 
 PAGE = Path(__file__).with_name("gallery.html")
 LIMITS = {"balls": (1, 5), "seed": (0, 2**31 - 1), "count": (1, 16), "scale": (1, 8)}
@@ -56,6 +57,7 @@ async def real(request: Request) -> JSONResponse:
     if isinstance(params, JSONResponse):
         return params
     if _in_flight >= REAL_IN_FLIGHT:
+        shed("gallery_busy")
         return JSONResponse({"error": f"at most {REAL_IN_FLIGHT} real-video requests at once; retry shortly",
                              "field": "body"}, status_code=429, headers={"Retry-After": "1"})  # fmt: skip
     _in_flight += 1

@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from inference.telemetry import shed
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -93,6 +95,7 @@ class RequestGuard:
         except BodyTooLarge:
             return await _respond(send, 413, too_large)
         if deadline.cancelled_caught:
+            shed("body_deadline")
             return await _respond(
                 send,
                 408,

@@ -264,6 +264,9 @@ def test_stalled_bodies_get_408_and_free_their_slots():
         assert time.perf_counter() - t0 < 10
         ok = [post(url, "/generate_video", {"seed": i, "scale": 1}).status_code for i in range(8)]
         assert ok == [200] * 8
+        shed = [line for line in httpx.get(f"{url}/metrics").text.splitlines()
+                if line.startswith('bouncing_shed_total{reason="body_deadline"}')]  # fmt: skip
+        assert shed and float(shed[0].rsplit(" ", 1)[1]) == 8  # /metrics counts them by reason
 
 
 def test_soak_memory_does_not_grow():

@@ -122,6 +122,35 @@ def test_concurrent_requests_share_onnx_runs(server):
     print(json.dumps({"requests": 16, "onnx_runs": calls}))
 
 
+def test_metrics_time_requests_generation_encoding_and_measure_the_videos(server):
+    def series(text: str, name: str) -> dict[str, float]:
+        return {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith(name)}  # fmt: skip
+
+    before = httpx.get(f"{server}/metrics").text
+    assert post(server, "/generate_video", {"seed": 3, "scale": 1, "format": "mp4"}).status_code == 200
+    assert post(server, "/generate_videos", {"seed": 3, "count": 2, "scale": 1}).status_code == 200
+    assert post(server, "/generate_frame", {"seed": 3}).status_code == 200
+    after = httpx.get(f"{server}/metrics").text
+
+    def grew(name: str, by: float) -> None:
+        old, new = series(before, name), series(after, name)
+        assert new, f"{name} missing from /metrics"
+        assert sum(new.values()) - sum(old.values()) == by, name
+
+    grew('bouncing_request_seconds_count{endpoint="generate_video",format="mp4"}', 1)
+    grew('bouncing_request_seconds_count{endpoint="generate_videos",format="gif"}', 1)
+    grew('bouncing_request_seconds_count{endpoint="generate_frame",format="png"}', 1)
+    grew('bouncing_encode_seconds_count{format="mp4"}', 1)
+    grew('bouncing_encode_seconds_count{format="gif"}', 2)
+    grew('bouncing_encode_seconds_count{format="png"}', 1)
+    grew('bouncing_video_mse_count{model="3balls"}', 3)
+    grew('bouncing_video_teleport_rate_count{model="3balls"}', 2)
+    assert sum(series(after, 'bouncing_generate_seconds_count{model="3balls"}').values()) >= 2
+    for reason in ("queue_full", "body_deadline", "gallery_busy"):
+        assert f'bouncing_shed_total{{reason="{reason}"}}' in after
+
+
 def test_bentomls_own_clients_get_every_answer(server, tmp_path):
     """bentoml.SyncHTTPClient and AsyncHTTPClient: files come back as files (decoded here), JSON as dicts."""
     import asyncio
