@@ -49,6 +49,25 @@ def test_smoke_run_writes_both_run_folders(tmp_path):
     assert_same_state(video["frames_generator"], load_state(tmp_path / "frames" / "latest.pt"))
 
 
+def test_a_run_can_be_watched_as_curves_and_in_tensorboard(tmp_path):
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(tmp_path, "--stage", "all", "--steps", "4")  # smoke: stats every step, evaluation at 2 and 4
+    for stage, quality in (("frames", "random_z_mse"), ("video", "teleport_rate")):
+        folder = tmp_path / stage
+        curves = Image.open(folder / "curves.png")
+        assert curves.size[0] > 2 * curves.size[1] and np.asarray(curves.convert("L")).std() > 5  # panels, drawn
+        events = EventAccumulator(str(folder / "tensorboard"))
+        events.Reload()
+        tags = events.Tags()
+        assert {"loss_d", "loss_g", "d_real", "d_fake", quality} <= set(tags["scalars"])
+        stats = [json.loads(line) for line in (folder / "stats.jsonl").read_text().splitlines()]
+        assert [e.step for e in events.Scalars("loss_d")] == [r["step"] for r in stats]  # every stats line
+        assert [e.value for e in events.Scalars("loss_d")] == pytest.approx([r["loss_d"] for r in stats])
+        assert [e.step for e in events.Images("samples")] == [2, 4]  # the sample images of each evaluation
+
+
 @pytest.mark.parametrize("stage", ["frames", "video"])
 def test_resume_continues_exactly(tmp_path, stage):
     if stage == "video":

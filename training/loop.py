@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training import checkpoint, losses
+from training import checkpoint, losses, watch
 from training.config import StageConfig
 from training.distributed import ONE, World
 
@@ -216,6 +216,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
         bar = tqdm(total=total, initial=stage.step, desc=stage.name, unit="step", dynamic_ncols=True)
     stage.generator.train()
     saved_at = stage.step
+    board = watch.Board(stage.folder) if world.main else None
     t_last, s_last = time.perf_counter(), stage.step
     try:
         while stage.step < total:
@@ -250,12 +251,17 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 row = world.mean(row)
                 row = {"step": stage.step, **row, "steps_per_s": (stage.step - s_last) / max(now - t_last, 1e-9)}
                 if world.main:
-                    if stage.step % cfg.eval_every == 0 or done:
+                    evaluated = stage.step % cfg.eval_every == 0 or done
+                    if evaluated:
                         stage.generator.eval()
                         row.update(stage.evaluate(stage.step))
                         stage.generator.train()
                     with open(stats_path, "a") as f:
                         f.write(json.dumps(row) + "\n")
+                    board.scalars(row)
+                    if evaluated:  # the curves and the samples the evaluation wrote
+                        watch.draw_curves(stage.name, stats_path, stage.folder / "curves.png")
+                        board.image("samples", stage.folder / f"samples-{stage.step:07d}.png", stage.step)
                 t_last, s_last = time.perf_counter(), stage.step
             if stage.step % cfg.checkpoint_every == 0 or done:
                 if world.main:
@@ -270,5 +276,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
         raise SystemExit(130) from None
     if bar is not None:
         bar.close()
+    if board is not None:
+        board.close()
     world.barrier()  # the last checkpoint is on disk before any rank returns
     return stage
