@@ -216,7 +216,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
         bar = tqdm(total=total, initial=stage.step, desc=stage.name, unit="step", dynamic_ncols=True)
     stage.generator.train()
     saved_at = stage.step
-    board = watch.Board(stage.folder) if world.main else None
+    board = watch.Board(stage.folder, stage.step) if world.main else None
     t_last, s_last = time.perf_counter(), stage.step
     try:
         while stage.step < total:

@@ -64,13 +64,14 @@ def draw_curves(stage: str, stats: Path, out: Path) -> Path:
 class Board:
     """TensorBoard event files of one stage, or nothing when tensorboard is not installed."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, start_step: int = 0) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # the `tensorboard` extra is not installed
             self.writer = None
             return
-        self.writer = SummaryWriter(str(folder / "tensorboard"))
+        # a resumed run writes its later steps again: TensorBoard drops the earlier run's from start_step on
+        self.writer = SummaryWriter(str(folder / "tensorboard"), purge_step=start_step or None)
 
     def scalars(self, row: dict[str, Any]) -> None:
         if self.writer is None:
