@@ -57,6 +57,7 @@ MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 64))
 # one request's output: count x scale^2 <= this (64 videos at scale 4, or 4 at scale 16: ~30 MB of GIF)
 PIXEL_BUDGET = 1024
 MAX_QUEUED_VIDEOS = int(os.environ.get("BOUNCING_MAX_QUEUED_VIDEOS", 256))  # then 503
+WORKERS = int(os.environ.get("BOUNCING_WORKERS", 1))  # processes, each with its own sessions, batcher and limits
 
 try:  # load at import: a bad models folder stops `bentoml serve` with one clear line, before any worker
     VARIANTS, DEFAULT = load_variants(MODELS_DIR)
@@ -132,7 +133,7 @@ def refuse(ctx: bentoml.Context, status: int, body: dict[str, Any], headers: dic
 
 
 @bentoml.asgi_app(make_gallery(), path="/gallery")
-@bentoml.service(traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY}, workers=1)
+@bentoml.service(traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY}, workers=WORKERS)
 class BouncingBalls:
     def __init__(self) -> None:
         self.variants, self.default = VARIANTS, DEFAULT

@@ -131,6 +131,26 @@ async def served(url: str, concurrency: int, total: int, body: dict) -> dict:
         return result
 
 
+def raw_rate(batch: int = 32, seconds: float = 2.0) -> float:
+    """videos/s of the default video model alone in ONNX Runtime (default threads), batch ``batch``:
+    the ceiling the served rate is compared with, measured in this run."""
+    from inference.models import THREADS_ENV, load_variants
+
+    saved = os.environ.pop(THREADS_ENV, None)
+    try:
+        variants, default = load_variants(ROOT / "models")
+    finally:
+        if saved is not None:
+            os.environ[THREADS_ENV] = saved
+    z = np.random.default_rng(0).standard_normal((batch, variants[default].latent), dtype=np.float32)
+    variants[default].generate_videos(z)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        variants[default].generate_videos(z)
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
@@ -141,7 +161,9 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     body = {"format": "gif", "scale": args.scale}
 
-    results = {"body": body, "in_process": {}, "served": {}}
+    results = {"body": body, "in_process": {}, "served": {}, "workers": os.environ.get("BOUNCING_WORKERS", "1"),
+               "ort_threads": os.environ.get("BOUNCING_ORT_THREADS", "default")}  # fmt: skip
+    results["raw_onnx_videos_per_s"] = raw_rate()
     for c in levels:
         results["in_process"][c] = asyncio.run(in_process(c, args.requests, body))
     env = {**os.environ, "BOUNCING_MODELS_DIR": str(ROOT / "models")}
@@ -166,6 +188,11 @@ def main() -> None:
         print(f"HTTP overhead at concurrency 1 (p50 served - p50 in process): {overhead:.1f} ms")
     for c, ratio in results["served_over_in_process"].items():
         print(f"served / in-process throughput at concurrency {c}: {ratio:.0%}")
+    raw = results["raw_onnx_videos_per_s"]
+    results["served_over_raw_onnx"] = {c: results["served"][c]["throughput_per_s"] / raw for c in levels}
+    for c, ratio in results["served_over_raw_onnx"].items():
+        print(f"served at concurrency {c} / raw ONNX Runtime ({raw:.1f} videos/s at batch 32): {ratio:.0%}")
+    print(f"(workers {results['workers']}, ONNX Runtime threads {results['ort_threads']})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
