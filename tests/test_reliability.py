@@ -130,12 +130,15 @@ def test_overload_sheds_load_and_recovers():
     pids = []
     with bentoml_serve(BENTOML, ROOT, free_port(), env, pids=pids) as url:
         rss_before = _tree_rss(pids[0])  # `bentoml serve` and its worker processes
-        peak = [rss_before]
+        peak, ready = [rss_before], []
 
         async def watch():
-            while True:
-                peak[0] = max(peak[0], _tree_rss(pids[0]))
-                await asyncio.sleep(0.2)
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                while True:
+                    peak[0] = max(peak[0], _tree_rss(pids[0]))
+                    t0 = time.perf_counter()  # readiness under the overload: it bypasses the limit
+                    ready.append(((await client.get("/readyz")).status_code, time.perf_counter() - t0))
+                    await asyncio.sleep(0.2)
 
         async def run():
             watcher = asyncio.create_task(watch())
@@ -156,6 +159,7 @@ def test_overload_sheds_load_and_recovers():
         "p99_ms": round(1e3 * lat[int(len(lat) * 0.99)], 1) if lat else None,
         "rss_before_mb": round(rss_before / 2**20), "rss_peak_mb": round(peak[0] / 2**20),
         "after": [r.status_code for r in after],
+        "readyz_checks": len(ready), "readyz_max_ms": round(1e3 * max(t for _, t in ready), 1) if ready else None,
     }  # fmt: skip
     print("\noverload:", json.dumps(figures))
     assert not result["errors"], result["errors"][:5]
@@ -163,6 +167,7 @@ def test_overload_sheds_load_and_recovers():
     assert served > 0 and shed > 0
     assert peak[0] < rss_before + 1024 * 2**20  # bounded: the queue cannot grow past the limits
     assert all(r.status_code == 200 for r in after)
+    assert ready and all(status == 200 for status, _ in ready) and max(t for _, t in ready) < 1.0, ready
 
 
 def test_per_request_timeout():
