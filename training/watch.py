@@ -61,6 +61,17 @@ def draw_curves(stage: str, stats: Path, out: Path) -> Path:
     return out
 
 
+def redraw(stage: str, stats: Path, out: Path) -> None:
+    """draw_curves in a child process, waited for: matplotlib never loads into the training process
+    (loaded there, it changed the float results of later steps in about one run in six, which broke
+    bit-identical resumes)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "training.watch", stage, str(stats), str(out)], check=False,
+                   stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+
+
 class Board:
     """TensorBoard event files of one stage, or nothing when tensorboard is not installed."""
 
@@ -94,3 +105,9 @@ class Board:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+if __name__ == "__main__":  # python -m training.watch STAGE STATS_JSONL OUT_PNG (what redraw runs)
+    import sys
+
+    draw_curves(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
