@@ -190,15 +190,10 @@ def plain_video(entry: dict, path: Path):
     loaded = torch_generators(entry)
     if loaded is None:
         return None
-    import torch
-
+    from export.onnx_export import _export
     from training.networks import VideoGenerator
 
-    model = VideoGenerator(loaded[1], loaded[0]).eval()
-    with torch.no_grad():
-        torch.onnx.export(model, (torch.zeros(2, entry["latent"]),), str(path), input_names=["z"],
-                          output_names=["video", "z_frames"], opset_version=17, dynamo=False,
-                          dynamic_axes={k: {0: "batch"} for k in ("z", "video", "z_frames")})  # fmt: skip
+    _export(VideoGenerator(loaded[1], loaded[0]).eval(), entry["latent"], ["video", "z_frames"], path)
     return True
 
 

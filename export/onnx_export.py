@@ -107,13 +107,12 @@ def export_variant(
     table: dict[str, Any] | None = None,
     make_default: bool = False,
     note: str = "",
-    subpixel: bool = True,
 ) -> dict[str, Any]:
     """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest.
 
-    ``subpixel``: G_F's transposed convolutions written as sub-pixel convolutions with the batch norms
-    folded in (export/subpixel.py: the same function, faster in ONNX Runtime); either way the files
-    are checked against the networks as trained."""
+    G_F's transposed convolutions are written as sub-pixel convolutions with the batch norms folded in
+    (export/subpixel.py: the same function, faster in ONNX Runtime); the files are checked against
+    the networks as trained."""
     gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
     gv, gv_cfg, video = load_sequence_generator(video_ckpt)
     if not same_state(gf_own.state_dict(), video["frames_generator"]):
@@ -157,14 +156,14 @@ def export_variant(
     files = {}
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         staged = {}
-        written = rewrite(gf) if subpixel else gf
+        written = rewrite(gf)
         for kind, module, export, outputs in (
             ("frames", _FramesOnly(gf).eval(), _FramesOnly(written).eval(), ["frames"]),
             ("video", video_model, VideoGenerator(gv, written).eval(), ["video", "z_frames"]),
         ):
             path = Path(tmp) / f"{name}-{kind}.onnx"
             _export(export, gf_cfg.latent, outputs, path)
-            _with_metadata(path, {**meta, "model": kind, "subpixel": subpixel})
+            _with_metadata(path, {**meta, "model": kind, "subpixel": True})
             parity = check(module, path, gf_cfg.latent)  # against the networks as trained
             staged[kind] = (path, parity)
         for kind, (path, parity) in staged.items():  # both passed: move them in

@@ -66,7 +66,7 @@ def launched() -> bool:
 def start(device: torch.device) -> tuple[World, torch.device]:
     """Join the launcher's process group; on CUDA each process takes the GPU of its LOCAL_RANK."""
     if not launched():
-        return World(), device
+        return ONE, device
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

@@ -172,7 +172,7 @@ class RandomProjection(nn.Module):
         w = torch.randn(count, channels, *kernel, generator=gen)
         w = w / w.flatten(2).norm(dim=2).view(count, channels, *([1] * dims))
         self.register_buffer("weight", w)
-        self.stride, self.padding, self.dims, self.channels = stride, padding, dims, channels
+        self.stride, self.padding, self.dims = stride, padding, dims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = F.conv2d if self.dims == 2 else F.conv3d

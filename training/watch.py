@@ -68,8 +68,11 @@ def redraw(stage: str, stats: Path, out: Path) -> None:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "training.watch", stage, str(stats), str(out)], check=False,
-                   stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    try:  # a failed or stuck drawing never stops the training; its error goes to stderr
+        subprocess.run([sys.executable, "-m", "training.watch", stage, str(stats), str(out)], check=False,
+                       stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pass
 
 
 class Board:
