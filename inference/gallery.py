@@ -1,10 +1,12 @@
 """The gallery page, mounted by the service at /gallery: a plain HTML/JS page (no CDN) that shows
-generated videos with their seed and consecutive-frame MSE (from POST /generate_videos), real
-videos of the simulator beside them, and each model's Table 1 (from POST /models).
+generated videos with their seed, consecutive-frame MSE and motion figures (from POST
+/generate_videos), real videos of the simulator in a section of their own, the tracked paths of
+both, and each model's measured figures (Table 1, physics, two-sample test; from POST /models).
 
 GET /gallery/                      the page
-GET /gallery/real?balls&seed&count&scale
-                                   real-data videos (the training simulator) as base64 GIFs + MSE
+GET /gallery/real?balls&seed&count&scale&format
+                                   real-data videos (the training simulator) as base64 GIF or MP4,
+                                   with the same metrics as /generate_videos (tracked centres included)
 """
 
 from __future__ import annotations
@@ -13,26 +15,28 @@ import base64
 from pathlib import Path
 
 import anyio
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from balls import motion
-from balls.metrics import consecutive_frame_mse
-from balls.pixels import to_signed
 from balls.sequences import real_video
-from inference.media import encode_video
+from inference.generate import metrics_of
+from inference.media import MEDIA_TYPES, encode_video
 from inference.telemetry import shed
 
 PAGE = Path(__file__).with_name("gallery.html")
 LIMITS = {"balls": (1, 5), "seed": (0, 2**31 - 1), "count": (1, 16), "scale": (1, 8)}
-DEFAULTS = {"balls": 3, "seed": 0, "count": 4, "scale": 3}
+DEFAULTS = {"balls": 3, "seed": 0, "count": 4, "scale": 8}
+FORMATS = ("gif", "mp4")
 
 
-def _int_params(request: Request) -> dict[str, int] | JSONResponse:
-    values = {}
+def _params(request: Request) -> dict[str, int | str] | JSONResponse:
+    fmt = request.query_params.get("format", "gif")
+    if fmt not in FORMATS:
+        message = f"format must be one of {', '.join(FORMATS)}, got {fmt!r}"
+        return JSONResponse({"error": message, "field": "format"}, status_code=400)
+    values: dict[str, int | str] = {"format": fmt}
     for name, (low, high) in LIMITS.items():
         raw = request.query_params.get(name)
         try:
@@ -53,7 +57,7 @@ _in_flight = 0
 
 async def real(request: Request) -> JSONResponse:
     global _in_flight
-    params = _int_params(request)
+    params = _params(request)
     if isinstance(params, JSONResponse):
         return params
     if _in_flight >= REAL_IN_FLIGHT:
@@ -68,20 +72,15 @@ async def real(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-def _real_videos(params: dict[str, int]) -> dict:
-    videos = [real_video(params["seed"] + i, params["balls"]) for i in range(params["count"])]
-    moves = motion.per_video(to_signed(np.stack(videos)), params["balls"])
-    items = [
-        {
-            "seed": params["seed"] + i,
-            "mse": float(consecutive_frame_mse(to_signed(v))),
-            "teleport_rate": moves[i]["teleport_rate"],
-            "unexplained_rate": moves[i]["unexplained_rate"],
-            "data": base64.b64encode(encode_video(v, "gif", 10, params["scale"])).decode("ascii"),
-        }
-        for i, v in enumerate(videos)
-    ]
-    return {"balls": params["balls"], "media_type": "image/gif", "videos": items}
+def _real_videos(params: dict) -> dict:
+    fmt, balls = params["format"], params["balls"]
+    items = []
+    for seed in range(params["seed"], params["seed"] + params["count"]):
+        video = real_video(seed, balls)
+        data = encode_video(video, fmt, 10, params["scale"])
+        items.append({"seed": seed, **metrics_of(video, balls), "media_type": MEDIA_TYPES[fmt],
+                      "data": base64.b64encode(data).decode("ascii")})  # fmt: skip
+    return {"balls": balls, "format": fmt, "media_type": MEDIA_TYPES[fmt], "videos": items}
 
 
 def make_gallery() -> Starlette:

@@ -32,7 +32,8 @@ def videos(variant: Variant, seeds: list[int]) -> np.ndarray:
     return np.concatenate([to_pixels(variant.generate_videos(z[i : i + BATCH])) for i in range(0, len(z), BATCH)])
 
 
-def metrics_of(pixels: np.ndarray, n_balls: int) -> dict[str, float | list[int]]:
+def metrics_of(pixels: np.ndarray, n_balls: int) -> dict:
+    """What the service reports beside each video: MSE, balls per frame, motion rates, tracked centres."""
     signed = to_signed(pixels)
     moves = motion.per_video(signed[None], n_balls)[0]
     return {
@@ -40,6 +41,7 @@ def metrics_of(pixels: np.ndarray, n_balls: int) -> dict[str, float | list[int]]
         "balls_per_frame": count_balls(signed).tolist(),
         "teleport_rate": moves["teleport_rate"],
         "unexplained_rate": moves["unexplained_rate"],
+        "centres": moves["centres"],
     }
 
 

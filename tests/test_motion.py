@@ -77,6 +77,8 @@ def test_per_video_rates_and_calibration():
     paths[0, 10:, 0, 0] = np.clip(x + np.where(x < BOX / 2, 1, -1) * 8 / 30 * BOX, 1.3, BOX - 1.3)  # 8 px inwards
     rows = motion.per_video(videos_of(paths), 1)
     assert rows[0]["teleport_rate"] > 0 and all(r["teleport_rate"] == 0 for r in rows[1:])
+    centres = np.array(rows[1]["centres"])  # (T, 1, 2): the tracked path of a real video, in px
+    np.testing.assert_allclose(centres[:, 0], paths[1, :, 0] / BOX * 30, atol=0.2)
     figures = motion.calibrate(videos=40, n_balls=3, seed=1)
     assert figures["centroid_error_max_px"] < 0.5 and figures["longest_step_px"] < motion.TELEPORT_PX / 2
     assert figures["largest_clear_acceleration_px"] < motion.ACCEL_PX

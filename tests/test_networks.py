@@ -161,6 +161,23 @@ def test_video_discriminators_can_see_frame_differences():
         DiscriminatorEnsemble(kind="frame", count=3, width=4, seed=5, inputs="diffs")
 
 
+def test_video_discriminators_can_see_second_differences():
+    """inputs="diffs+accel": the second channel is the second difference, zero for a video whose
+    pixels change at a constant rate and not for one that speeds up; two projections per discriminator."""
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.rand(2, 1, 30, 30, generator=g), torch.rand(2, 1, 30, 30, generator=g) * 0.05
+    t = torch.arange(30.0).view(1, 30, 1, 1)
+    steady, speeding = a + t * b, a + t**2 * b / 30
+    accel = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=5, inputs="diffs+accel").eval()
+    assert accel.projection.weight.shape == (3, 2, 1, 8, 8)
+    views = accel._video_channels(steady)
+    torch.testing.assert_close(views[:, 0, 1:], b.expand(-1, 29, -1, -1))  # first differences
+    assert views[:, 1].abs().max() < 1e-5  # no second difference
+    views = accel._video_channels(speeding)
+    assert views[:, 1, :2].abs().max() == 0 and views[:, 1, 2:].abs().min() > 0
+    torch.testing.assert_close(accel(steady), accel(steady + 0.5), rtol=0, atol=1e-6)  # motion only
+
+
 def test_video_generator_keeps_frame_generator_frozen():
     gf = FrameGenerator(latent=100, width=16)
     vg = VideoGenerator(SequenceGenerator(fc=(8,), seq_features=4, lstm_hidden=4), gf)

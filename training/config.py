@@ -18,7 +18,7 @@ from typing import Any
 OPTIMIZERS = ("rmsprop", "adam")
 G_LOSS_MODES = ("sum", "hypervolume")  # how the K generator losses combine (training/losses.py)
 ZF_PATHS = ("absolute", "residual")  # how G_V writes its path of z_F (training/networks.py)
-D_INPUTS = ("frames", "diffs", "frames+diffs")  # what a video discriminator sees (training/networks.py)
+D_INPUTS = ("frames", "diffs", "frames+diffs", "diffs+accel")  # what a video discriminator sees (training/networks.py)
 FRAMES, VIDEO = "frames", "video"
 
 

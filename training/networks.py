@@ -260,8 +260,10 @@ class DiscriminatorEnsemble(nn.Module):
 
     kind="frame": input (B, 1, 30, 30); kind="video": input (B, T, 30, 30). Output: logits (B, K).
     ``inputs`` (video only, not the paper's): "frames" (the paper), "diffs" (each frame minus the one
-    before, the first difference zero) or "frames+diffs" (both, as two channels, each projected by its
-    own random projection): a discriminator that sees differences must judge the motion itself.
+    before, the first difference zero), "frames+diffs" (both, as two channels, each projected by its
+    own random projection) or "diffs+accel" (the differences and the second differences, the first two
+    zero: a ball moving straight at a steady speed has no second difference away from walls and other
+    balls): a discriminator that sees differences must judge the motion itself.
     """
 
     def __init__(
@@ -285,7 +287,7 @@ class DiscriminatorEnsemble(nn.Module):
         self.kind, self.count, self.width, self.slope, self.inputs = kind, count, width, slope, inputs
         dims = 2 if kind == "frame" else 3
         conv = nn.Conv2d if dims == 2 else nn.Conv3d
-        c_in = 2 if inputs == "frames+diffs" else 1
+        c_in = len(inputs.split("+"))
         self.projection = RandomProjection(count=count, dims=dims, seed=seed, channels=c_in, **plan["projection"])
         layers: list[nn.Module] = []
         for mult, k, s, p in plan["layers"]:
@@ -315,12 +317,17 @@ class DiscriminatorEnsemble(nn.Module):
         return self.head(h).flatten(1)  # (B, K)
 
     def _video_channels(self, x: torch.Tensor) -> torch.Tensor:
-        if self.inputs == "frames":
-            return x.unsqueeze(1)
-        diffs = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # (B, T, H, W)
-        if self.inputs == "diffs":
-            return diffs.unsqueeze(1)
-        return torch.stack([x, diffs], dim=1)
+        views = {"frames": x}
+        if "diffs" in self.inputs or "accel" in self.inputs:
+            views["diffs"] = _difference(x)  # (B, T, H, W)
+        if "accel" in self.inputs:
+            views["accel"] = _difference(views["diffs"]).index_fill(1, torch.tensor([1], device=x.device), 0.0)
+        return torch.stack([views[name] for name in self.inputs.split("+")], dim=1)  # (B, C, T, H, W)
+
+
+def _difference(x: torch.Tensor) -> torch.Tensor:
+    """Each frame minus the one before along dim 1, the first difference zero: (B, T, ...) -> (B, T, ...)."""
+    return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
 
 
 def parameter_count(module: nn.Module) -> int:
