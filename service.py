@@ -88,9 +88,9 @@ class Video(BaseModel):
     balls_per_frame: list[int]
     teleport_rate: float = Field(description="share of tracked frame pairs in which a ball jumps more than 4 px")
     unexplained_rate: float = Field(description="share of accelerations of balls clear of walls and balls (> 0.5 px)")
-    centres: list[list[list[float]] | None] = Field(
+    centres: list[list[list[float]]] = Field(
         description="tracked ball centres per frame, [x, y] px in the 30x30 frame, each ball in the same place of the "
-        "list while it is tracked; null for frames that do not show the model's ball count"
+        "list while it is tracked; empty for frames that do not show the model's ball count"
     )
     media_type: str
     data: str = Field(description="the file, base64")

@@ -174,13 +174,13 @@ def speeds_of(videos: np.ndarray, n_balls: int) -> np.ndarray:
 
 def per_video(videos: np.ndarray, n_balls: int) -> list[dict]:
     """Teleport and unexplained rates of each video (what the service reports beside the MSE), and
-    its tracked centres: per frame a list of (x, y) px in ``track``'s order, None where the frame does
-    not show ``n_balls`` balls (the gallery draws the paths from them)."""
+    its tracked centres: per frame a list of (x, y) px in ``track``'s order, empty where the frame
+    does not show ``n_balls`` balls (the gallery draws the paths from them)."""
     out = []
     for v in frames_of(videos):
         tracked = track(v, n_balls)
         m = video_motion(v, n_balls, tracked)
-        centres = [None if c is None else np.round(c, 2).tolist() for c in tracked]
+        centres = [[] if c is None else np.round(c, 2).tolist() for c in tracked]
         out.append({"teleport_rate": m.teleport_rate, "unexplained_rate": m.unexplained_rate, "tracked_pairs": m.pairs,
                     "centres": centres})  # fmt: skip
     return out

@@ -70,7 +70,7 @@ def test_generate_videos_json(client):
     assert all(len(v["balls_per_frame"]) == 30 and v["media_type"] == "image/gif" for v in body["videos"])
     assert all(len(v["centres"]) == 30 for v in body["videos"])
     for v in body["videos"]:  # a tracked frame holds one [x, y] per ball, exactly where the count says 3
-        assert [c is not None for c in v["centres"]] == [n == 3 for n in v["balls_per_frame"]]
+        assert [bool(c) for c in v["centres"]] == [n == 3 for n in v["balls_per_frame"]]
         assert all(len(c) == 3 and all(0 <= x <= 30 and 0 <= y <= 30 for x, y in c) for c in v["centres"] if c)
     assert all(0 <= v["teleport_rate"] <= 1 and 0 <= v["unexplained_rate"] <= 1 for v in body["videos"])
     assert client.post("/generate_videos", json={"count": 1, "model": "1ball-swap"}).json()["model"] == "1ball-swap"
