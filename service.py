@@ -12,7 +12,8 @@ Never imports torch.
 
 Limits for a public deployment (environment variables read at start; README "Limits"):
 BOUNCING_MAX_BODY_BYTES (65536), BOUNCING_BODY_DEADLINE_S (5, then 408), BOUNCING_TIMEOUT_S (60, then
-504), BOUNCING_MAX_CONCURRENCY (64 requests in flight, then 429), BOUNCING_MAX_QUEUED_VIDEOS (256
+504), BOUNCING_MAX_CONCURRENCY (64 requests in flight once their body has arrived, then 429),
+BOUNCING_MAX_BODY_READS (256 bodies arriving at once, then 429), BOUNCING_MAX_QUEUED_VIDEOS (256
 waiting for the generator, then 503), and per request count x scale^2 <= 1024 (so one request cannot
 ask for a gigabyte of GIF).
 """
@@ -53,7 +54,8 @@ MAX_SEED = 2**63 - 1
 MAX_BODY_BYTES = int(os.environ.get("BOUNCING_MAX_BODY_BYTES", 64 * 1024))
 BODY_DEADLINE_S = float(os.environ.get("BOUNCING_BODY_DEADLINE_S", 5))  # a body must arrive by then, else 408
 TIMEOUT_S = float(os.environ.get("BOUNCING_TIMEOUT_S", 60))
-MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 64))
+MAX_CONCURRENCY = int(os.environ.get("BOUNCING_MAX_CONCURRENCY", 64))  # requests worked on at once, then 429
+MAX_BODY_READS = int(os.environ.get("BOUNCING_MAX_BODY_READS", 256))  # bodies awaited at once, then 429
 # one request's output: count x scale^2 <= this (64 videos at scale 4, or 4 at scale 16: ~30 MB of GIF)
 PIXEL_BUDGET = 1024
 MAX_QUEUED_VIDEOS = int(os.environ.get("BOUNCING_MAX_QUEUED_VIDEOS", 256))  # then 503
@@ -137,7 +139,9 @@ def refuse(ctx: bentoml.Context, status: int, body: dict[str, Any], headers: dic
 
 
 @bentoml.asgi_app(make_gallery(), path="/gallery")
-@bentoml.service(traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY}, workers=WORKERS)
+# no BentoML max_concurrency: the request guard limits requests in flight itself, counted once their
+# body has arrived, so clients that trickle their bodies cannot hold every slot (inference/http.py)
+@bentoml.service(traffic={"timeout": TIMEOUT_S}, workers=WORKERS)
 class BouncingBalls:
     def __init__(self) -> None:
         self.variants, self.default = VARIANTS, DEFAULT
@@ -274,6 +278,8 @@ BouncingBalls.add_asgi_middleware(
     checks={f"/{name}": (lambda req, api=name: request_problem(api, req)) for name in BouncingBalls.apis},
     max_body_bytes=MAX_BODY_BYTES,
     body_deadline_s=BODY_DEADLINE_S,
+    max_concurrency=math.ceil(MAX_CONCURRENCY / WORKERS),  # per worker process, as BentoML splits its own
+    max_body_reads=MAX_BODY_READS,
 )
 # /docs.json completed with what BentoML cannot infer: file media types, headers, the real error body
 BouncingBalls.add_asgi_middleware(

@@ -2,7 +2,13 @@
 
 - bodies over ``max_body_bytes`` are refused with 413 (from Content-Length, or while streaming);
 - a body that has not fully arrived ``body_deadline_s`` after the request started is answered 408
-  (a client's stall is the client's error, not a 504), which frees the request's slot;
+  (a client's stall is the client's error, not a 504);
+- at most ``max_concurrency`` requests are worked on at once (then 429), counted from the moment
+  their body has arrived: a client that trickles its body holds no slot, so slow clients cannot
+  starve normal ones; at most ``max_body_reads`` bodies are awaited at once (then 429), which bounds
+  the memory they hold (each at most ``max_body_bytes``). Health and metrics paths bypass both, as
+  they bypass BentoML's own limiter (which this replaces: BentoML's counts a request from its first
+  byte);
 - API bodies must be JSON objects (or empty): other media types get 415;
 - the body is validated against the API's own input model, unknown fields included, then by the
   API's own check (e.g. an unknown model name), so every 4xx names the field and the problem:
@@ -28,6 +34,9 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+BYPASS_PATHS = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})  # never limited, as in BentoML
 
 
 class BodyTooLarge(Exception):
@@ -68,8 +77,12 @@ class RequestGuard:
         max_body_bytes: int,
         checks: Mapping[str, Callable[[BaseModel], tuple[str, str] | None]] | None = None,
         body_deadline_s: float = 5.0,
+        max_concurrency: int | None = None,
+        max_body_reads: int | None = None,
     ) -> None:
         self.app = app
+        self.max_concurrency, self.max_body_reads = max_concurrency, max_body_reads
+        self.in_flight = self.reading = 0
         self.body_deadline_s = body_deadline_s
         self.models = dict(models)
         self.checks = dict(checks or {})
@@ -77,8 +90,10 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path not in self.models:
+        if scope["type"] != "http" or path in BYPASS_PATHS:
             return await self.app(scope, receive, send)
+        if path not in self.models:
+            return await self._limited(scope, receive, send)
         if scope["method"] != "POST":
             return await _respond(
                 send, 405, {"error": f"{path} accepts POST only, not {scope['method']}", "field": "method"},
@@ -89,11 +104,18 @@ class RequestGuard:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return await _respond(send, 413, too_large)
+        if self.max_body_reads is not None and self.reading >= self.max_body_reads:
+            shed("body_reads")
+            busy = f"over {self.max_body_reads} request bodies are arriving at once; retry shortly"
+            return await _respond(send, 429, {"error": busy, "field": "body"}, {"Retry-After": "1"})
+        self.reading += 1
         try:
             with anyio.move_on_after(self.body_deadline_s) as deadline:
                 body, more = await self._read(receive)
         except BodyTooLarge:
             return await _respond(send, 413, too_large)
+        finally:
+            self.reading -= 1
         if deadline.cancelled_caught:
             shed("body_deadline")
             return await _respond(
@@ -122,7 +144,19 @@ class RequestGuard:
             )
         if path in self.checks and (problem := self.checks[path](validated)) is not None:
             return await _respond(send, 400, {"error": problem[1], "field": problem[0]})
-        await self.app(scope, self._replay(body, receive), send)
+        await self._limited(scope, self._replay(body, receive), send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request, if fewer than ``max_concurrency`` are being worked on; else 429."""
+        if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
+            shed("concurrency")
+            return await _respond(send, 429, {"error": f"{self.max_concurrency} requests in flight; retry shortly",
+                                              "field": "body"}, {"Retry-After": "1"})  # fmt: skip
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
     async def _read(self, receive: Receive) -> tuple[bytes, bool]:
         """The whole body, refused beyond the limit; (body, False) if the client disconnected."""

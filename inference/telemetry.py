@@ -6,7 +6,9 @@
 - ``bouncing_generate_seconds{model}``: one ONNX run of a video generator (one batch);
 - ``bouncing_encode_seconds{format}``: encoding one video (gif, mp4) or frame (png);
 - ``bouncing_shed_total{reason}``: requests answered without work: ``queue_full`` (503, the batcher's
-  queue), ``body_deadline`` (408, a body that stalled), ``gallery_busy`` (429, /gallery/real);
+  queue), ``body_deadline`` (408, a body that stalled), ``gallery_busy`` (429, /gallery/real),
+  ``concurrency`` (429, too many requests in flight) and ``body_reads`` (429, too many bodies
+  arriving at once; inference/http.py);
 - ``bouncing_video_mse{model}`` and ``bouncing_video_teleport_rate{model}``: the consecutive-frame MSE
   of every generated video, and the teleport rate of every video whose motion is measured
   (/generate_videos items);
@@ -29,7 +31,7 @@ GENERATE_SECONDS = Histogram("bouncing_generate_seconds", "seconds per ONNX run 
 ENCODE_SECONDS = Histogram("bouncing_encode_seconds", "seconds to encode one video or frame", ["format"],
                            buckets=SECONDS)  # fmt: skip
 SHED = Counter("bouncing_shed", "requests answered without work, by reason", ["reason"])
-SHED_REASONS = ("queue_full", "body_deadline", "gallery_busy")
+SHED_REASONS = ("queue_full", "body_deadline", "gallery_busy", "concurrency", "body_reads")
 for _reason in SHED_REASONS:  # every series exists from the start, at 0
     SHED.labels(_reason)
 VIDEO_MSE = Histogram("bouncing_video_mse", "consecutive-frame MSE of each generated video", ["model"],
