@@ -1,5 +1,6 @@
 """`python -m training.run` end to end on the smoke preset: run folders, checkpoints, resume."""
 
+import io
 import json
 import subprocess
 import sys
@@ -66,6 +67,17 @@ def test_a_run_can_be_watched_as_curves_and_in_tensorboard(tmp_path):
         assert [e.step for e in events.Scalars("loss_d")] == [r["step"] for r in stats]  # every stats line
         assert [e.value for e in events.Scalars("loss_d")] == pytest.approx([r["loss_d"] for r in stats])
         assert [e.step for e in events.Images("samples")] == [2, 4]  # the sample images of each evaluation
+    videos = EventAccumulator(str(tmp_path / "video" / "tensorboard"))
+    videos.Reload()
+    shown = videos.Images("sample_videos")  # stage 2 also logs its samples as animated GIFs
+    assert [e.step for e in shown] == [2, 4]
+    gif = Image.open(io.BytesIO(shown[-1].encoded_image_string))
+    assert gif.format == "GIF" and (gif.width, gif.height) == (shown[-1].width, shown[-1].height)
+    durations = []  # Pillow merges repeated frames into one longer one: the whole is 30 frames at 10 fps
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert sum(durations) == 3000
 
 
 @pytest.mark.parametrize("stage", ["frames", "video"])

@@ -1,4 +1,4 @@
-"""Sample images: frame grids (stage 1) and Fig. 3-style strips (stage 2). numpy + Pillow, with the
+"""Sample images: frame grids (stage 1), Fig. 3-style strips and animated GIFs (stage 2). numpy + Pillow, with the
 project's one pixel conversion (``balls.pixels``)."""
 
 from __future__ import annotations
@@ -32,3 +32,9 @@ def save_strip(videos: np.ndarray, path: Path) -> None:
     """Videos (B, T, H, W) as a strip PNG: one video per row, time left to right (the paper's Fig. 3)."""
     b, t, h, w = videos.shape
     Image.fromarray(tile(videos.reshape(b * t, h, w), cols=t)).save(path)
+
+
+def save_gif(videos: np.ndarray, path: Path, cols: int = 3, fps: int = 10) -> None:
+    """Videos (B, T, H, W) as one animated GIF that plays them side by side, ``cols`` per row."""
+    frames = [Image.fromarray(tile(videos[:, t], cols, scale=3)) for t in range(videos.shape[1])]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0)

@@ -262,6 +262,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                     if evaluated:  # the curves and the samples the evaluation wrote
                         watch.redraw(stage.name, stats_path, stage.folder / "curves.png")
                         board.image("samples", stage.folder / f"samples-{stage.step:07d}.png", stage.step)
+                        board.video("sample_videos", stage.folder / f"samples-{stage.step:07d}.gif", stage.step)
                 t_last, s_last = time.perf_counter(), stage.step
             if stage.step % cfg.checkpoint_every == 0 or done:
                 if world.main:

@@ -117,6 +117,7 @@ def video_stage(
         videos = vg(z_eval)[0].float().cpu().numpy()  # (30, T, H, W)
         if step % cfg.sample_every == 0 or step == cfg.total_steps:
             images.save_strip(videos[:6], folder / f"samples-{step:07d}.png")
+            images.save_gif(videos[:6], folder / f"samples-{step:07d}.gif")
         mse = metrics.summarize(metrics.consecutive_frame_mse(videos))
         counts = metrics.count_balls(videos)
         apart = metrics.between_videos(videos)

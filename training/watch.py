@@ -105,6 +105,20 @@ class Board:
         self.writer.add_image(tag, pixels[None], step, dataformats="CHW")
         self.writer.flush()
 
+    def video(self, tag: str, gif: Path, step: int) -> None:
+        """A sample GIF as a TensorBoard image summary that holds the GIF itself: the Images tab plays
+        it (what SummaryWriter.add_video writes, without its moviepy dependency)."""
+        if self.writer is None or not gif.exists():
+            return
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        with Image.open(gif) as img:
+            width, height = img.size
+        image = Summary.Image(height=height, width=width, colorspace=1, encoded_image_string=gif.read_bytes())
+        self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
