@@ -79,6 +79,31 @@ def test_ensemble_is_k_independent_discriminators(kind, mbstd, sn, inputs):
         torch.testing.assert_close(p.grad, expected.view_as(p.grad), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind,sn", [("frame", False), ("frame", True), ("video", False), ("video", True)])
+def test_head_as_a_dot_product_is_the_head_convolution(kind, sn):
+    """The head computed from the kernel taps that meet the input equals the grouped convolution
+    it is declared as, logits and every gradient (input included)."""
+    opts = dict(kind=kind, count=4, width=4, seed=2, minibatch_std=True, spectral_norm=sn)
+    fast = DiscriminatorEnsemble(**opts)
+    plain = DiscriminatorEnsemble(**opts)
+    plain.load_state_dict(fast.state_dict())
+    plain._head = lambda h: plain.head(h).flatten(1)  # the convolution itself
+    shape = (5, 1, 30, 30) if kind == "frame" else (5, 30, 30, 30)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    out = [fast(xs[0]), plain(xs[1])]
+    torch.testing.assert_close(out[0], out[1], rtol=0, atol=1e-5)
+    weights = torch.randn(5, 4)
+    for o in out:
+        (o * weights).sum().backward()
+    torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=0, atol=1e-6)
+    grads = dict(plain.named_parameters())
+    for name, p in fast.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=0, atol=1e-5)
+    if not sn:  # the first kernel row only ever meets padding: it learns nothing either way
+        assert fast.head.weight.grad[..., 0, :].abs().max() == 0 < fast.head.weight.grad[..., 1, :].abs().max()
+
+
 def test_spectral_norm_is_per_discriminator():
     torch.manual_seed(0)
     disc = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=1, spectral_norm=True)

@@ -199,9 +199,10 @@ class MinibatchStd(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, kc, *s = h.shape
-        g = h.view(b, self.count, kc // self.count, *s)  # (B, K, C, *S)
-        std = torch.sqrt(g.var(dim=0, unbiased=False) + 1e-8)  # (K, C, *S)
-        stat = std.flatten(1).mean(dim=1).view(1, self.count, 1, *([1] * len(s)))
+        centred = h - h.mean(dim=0, keepdim=True)  # two passes by hand: faster than var's Welford kernel here
+        std = torch.sqrt(centred.square().mean(dim=0) + 1e-8)  # (K*C, *S), the batch standard deviation
+        stat = std.reshape(self.count, -1).mean(dim=1).view(1, self.count, 1, *([1] * len(s)))
+        g = h.reshape(b, self.count, kc // self.count, *s)  # (B, K, C, *S)
         return torch.cat([g, stat.expand(b, self.count, 1, *s)], dim=2).view(b, -1, *s)
 
 
@@ -311,10 +312,28 @@ class DiscriminatorEnsemble(nn.Module):
             x = self._video_channels(x)  # (B, C, T, H, W)
         h = self.projection(x).contiguous(memory_format=self.memory_format)  # (B, K, *S)
         for layer in self.layers:
-            h = F.leaky_relu(layer(h), self.slope)
+            h = F.leaky_relu(layer(h), self.slope, inplace=True)  # in place: the convolution's output is not kept
         if self.mbstd is not None:
             h = self.mbstd(h)
-        return self.head(h).flatten(1)  # (B, K)
+        return self._head(h)  # (B, K)
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """The head convolution, to one logit per discriminator. Where its output is a single
+        position (the plans' sizes), it is a dot product of each discriminator's features with the
+        kernel taps that fall on the input (the others only ever meet padding): the same numbers,
+        gradients included, without a grouped convolution's backward pass (a test holds them equal)."""
+        head = self.head
+        kernel = head.weight.shape[2:]
+        spatial = h.shape[2:]
+        out = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(spatial, kernel, head.stride, head.padding, strict=True)]
+        if any(o != 1 for o in out):
+            return head(h).flatten(1)
+        covered = [min(n, k - p) for n, k, p in zip(spatial, kernel, head.padding, strict=True)]
+        window = [slice(p, p + c) for p, c in zip(head.padding, covered, strict=True)]
+        taps = head.weight[(slice(None), slice(None), *window)]  # (K, C, *covered)
+        x = h[(slice(None), slice(None), *(slice(0, c) for c in covered))]
+        x = x.reshape(h.shape[0], self.count, -1)  # (B, K, C * window)
+        return torch.einsum("bkn,kn->bk", x, taps.reshape(self.count, -1)) + head.bias
 
     def _video_channels(self, x: torch.Tensor) -> torch.Tensor:
         views = {"frames": x}
