@@ -1,7 +1,8 @@
 """Export G_F and G_V (over a G_F) to ONNX, check them, and record them in models/manifest.json.
 
     python -m export --frames FRAMES_CKPT --video VIDEO_CKPT [--swap-frames OTHER_FRAMES_CKPT] \\
-        --name NAME --out MODELS_DIR [--table TABLE1_JSON] [--default] [--replace-shipped]
+        --name NAME --out MODELS_DIR [--table TABLE1_JSON] [--default] [--replace-shipped] \\
+        [--kernel subpixel|transposed|fastest]
 
 Per variant NAME it writes NAME-frames.onnx (z (B, 100) -> frames (B, 1, 30, 30) in [-1, 1]) and
 NAME-video.onnx (z_v (B, 100) -> video (B, 30, 30, 30) in [-1, 1] and z_F (B, 30, 100)), both
@@ -16,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +44,8 @@ OPSET = 17
 SHIPPED = Path(__file__).resolve().parent.parent / "models"  # the models this repository ships
 TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 17)
+KERNELS = ("subpixel", "transposed", "fastest")
+TIMING_BATCHES = (1, 8)  # what the service runs most: single requests and small micro-batches
 
 
 class ExportError(RuntimeError):
@@ -98,6 +103,24 @@ def _with_metadata(path: Path, meta: dict[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
+def videos_per_s(path: Path, latent: int, rounds: int = 5, runs: int = 10) -> dict[int, float]:
+    """Videos per second of an ONNX video model in ONNX Runtime (the service's defaults: every graph
+    optimisation, the machine's threads), per batch of TIMING_BATCHES; medians over ``rounds``."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rates = {}
+    for batch in TIMING_BATCHES:
+        z = np.random.default_rng(0).standard_normal((batch, latent)).astype(np.float32)
+        session.run(None, {"z": z})  # warm-up
+        timed = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                session.run(None, {"z": z})
+            timed.append(batch * runs / (time.perf_counter() - t0))
+        rates[batch] = round(statistics.median(timed), 1)
+    return rates
+
+
 def export_variant(
     frames_ckpt: Path,
     video_ckpt: Path,
@@ -107,12 +130,18 @@ def export_variant(
     table: dict[str, Any] | None = None,
     make_default: bool = False,
     note: str = "",
+    kernel: str = "subpixel",
 ) -> dict[str, Any]:
     """Write NAME-frames.onnx and NAME-video.onnx into ``out`` and record them in its manifest.
 
-    G_F's transposed convolutions are written as sub-pixel convolutions with the batch norms folded in
-    (export/subpixel.py: the same function, faster in ONNX Runtime); the files are checked against
-    the networks as trained."""
+    ``kernel``: how G_F's stride-2 transposed convolutions are written. "subpixel": as sub-pixel
+    convolutions with the batch norms folded in (export/subpixel.py: the same function; faster in
+    ONNX Runtime on some CPUs, slower on others: README "Benchmarks"); "transposed": as trained;
+    "fastest": both are exported and timed here (``videos_per_s``), and the faster at batches 1
+    and 8 together is kept, its figures recorded as ``kernel_timing``. Either way the files are
+    checked against the networks as trained."""
+    if kernel not in KERNELS:
+        raise ExportError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
     gf_own, gf_cfg, gf_source = load_frame_generator(frames_ckpt)
     gv, gv_cfg, video = load_sequence_generator(video_ckpt)
     if not same_state(gf_own.state_dict(), video["frames_generator"]):
@@ -155,18 +184,34 @@ def export_variant(
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        staged = {}
-        written = rewrite(gf)
-        for kind, module, export, outputs in (
-            ("frames", _FramesOnly(gf).eval(), _FramesOnly(written).eval(), ["frames"]),
-            ("video", video_model, VideoGenerator(gv, written).eval(), ["video", "z_frames"]),
-        ):
-            path = Path(tmp) / f"{name}-{kind}.onnx"
-            _export(export, gf_cfg.latent, outputs, path)
-            _with_metadata(path, {**meta, "model": kind, "subpixel": True})
-            parity = check(module, path, gf_cfg.latent)  # against the networks as trained
-            staged[kind] = (path, parity)
-        for kind, (path, parity) in staged.items():  # both passed: move them in
+        forms = {"subpixel": rewrite(gf), "transposed": gf}
+        chosen = [kernel] if kernel != "fastest" else list(forms)
+        staged: dict[str, dict[str, tuple[Path, float]]] = {}
+        for form in chosen:
+            written = forms[form]
+            staged[form] = {}
+            for kind, module, export, outputs in (
+                ("frames", _FramesOnly(gf).eval(), _FramesOnly(written).eval(), ["frames"]),
+                ("video", video_model, VideoGenerator(gv, written).eval(), ["video", "z_frames"]),
+            ):
+                folder = Path(tmp) / form
+                folder.mkdir(exist_ok=True)
+                path = folder / f"{name}-{kind}.onnx"
+                _export(export, gf_cfg.latent, outputs, path)
+                _with_metadata(path, {**meta, "model": kind, "subpixel": form == "subpixel", "kernel": form})
+                parity = check(module, path, gf_cfg.latent)  # against the networks as trained
+                staged[form][kind] = (path, parity)
+        if kernel == "fastest":
+            timing = {form: videos_per_s(staged[form]["video"][0], gf_cfg.latent) for form in forms}
+            kernel = max(timing, key=lambda form: statistics.geometric_mean(timing[form].values()))
+            meta["kernel_timing"] = {
+                "videos_per_s": {form: {str(b): r for b, r in rates.items()} for form, rates in timing.items()},
+                "chosen": kernel,
+            }
+            for kind, (path, _) in staged[kernel].items():  # the timing goes into the files' metadata too
+                _with_metadata(path, {**meta, "model": kind, "subpixel": kernel == "subpixel", "kernel": kernel})
+        meta["kernel"] = kernel
+        for kind, (path, parity) in staged[kernel].items():  # every check passed: move them in
             final = out / path.name
             os.replace(path, final)
             files[kind] = {"file": final.name, "sha256": sha256(final), "max_abs_diff_vs_torch": parity}
@@ -207,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--table", type=Path, help="table1.json from `python -m training.evaluate` to record")
     p.add_argument("--default", action="store_true", help="make this variant the service's default")
     p.add_argument("--note", default="", help="free text for the model card (how it was trained, caveats)")
+    p.add_argument("--kernel", choices=KERNELS, default="subpixel",
+                   help="G_F's transposed convolutions as sub-pixel convolutions (default), as trained, or "
+                        "the faster of the two in ONNX Runtime on this machine (times both; recorded)")  # fmt: skip
     args = p.parse_args(argv)
     if args.out.resolve() == SHIPPED.resolve() and not args.replace_shipped:
         p.error(f"--out {args.out} is the shipped models folder; pass --replace-shipped to change the shipped models")
@@ -215,11 +263,25 @@ def main(argv: list[str] | None = None) -> None:
     table = json.loads(args.table.read_text()) if args.table else None
     try:
         entry = export_variant(
-            args.frames, args.video, args.name, args.out, args.swap_frames, table, args.default, args.note
+            args.frames,
+            args.video,
+            args.name,
+            args.out,
+            args.swap_frames,
+            table,
+            args.default,
+            args.note,
+            args.kernel,
         )
     except (ExportError, checkpoint.CheckpointError, card.ManifestError) as exc:
         print(f"export refused: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    if timing := entry.get("kernel_timing"):
+        rates = "; ".join(
+            f"{form} " + " / ".join(f"{r:.0f}" for r in by_batch.values())
+            for form, by_batch in timing["videos_per_s"].items()
+        )
+        print(f"kernel: {timing['chosen']} (videos/s at batch {' / '.join(map(str, TIMING_BATCHES))}: {rates})")
     for kind, f in entry["files"].items():
         print(f"wrote {args.out / f['file']} ({kind}; max |ONNX - torch| = {f['max_abs_diff_vs_torch']:.1e})")
     print(f"recorded {args.name} in {args.out / 'manifest.json'}")

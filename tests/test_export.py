@@ -128,6 +128,37 @@ def test_cli_records_table_and_default(smoke_runs, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_kernel_choice_writes_the_form_asked_for_or_the_faster_one(smoke_runs, tmp_path, capsys, monkeypatch):
+    args = ["--frames", str(smoke_runs["frames"]), "--video", str(smoke_runs["video"]), "--out", str(tmp_path)]
+    main([*args, "--name", "plain", "--kernel", "transposed"])
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "plain-video.onnx")).graph.node}
+    assert "ConvTranspose" in ops and "DepthToSpace" not in ops  # as trained
+
+    main([*args, "--name", "timed", "--kernel", "fastest"])  # both timed for real in ONNX Runtime
+    entry = json.loads((tmp_path / "manifest.json").read_text())["variants"]["timed"]
+    timing = entry["kernel_timing"]
+    assert set(timing["videos_per_s"]) == {"subpixel", "transposed"} and entry["kernel"] == timing["chosen"]
+    assert all(rate > 0 for rates in timing["videos_per_s"].values() for rate in rates.values())
+    assert f"kernel: {timing['chosen']}" in capsys.readouterr().out
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "timed-video.onnx")).metadata_props}
+    assert meta["kernel"] == timing["chosen"] and json.loads(meta["kernel_timing"]) == timing
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".onnx") == [
+        "plain-frames.onnx",
+        "plain-video.onnx",
+        "timed-frames.onnx",
+        "timed-video.onnx",
+    ]  # the slower form is not left behind
+
+    for faster, form in (("transposed", "ConvTranspose"), ("subpixel", "DepthToSpace")):
+        monkeypatch.setattr(
+            onnx_export, "videos_per_s",
+            lambda path, latent, f=faster: {1: 99.0, 8: 99.0} if f in path.parent.name else {1: 1.0, 8: 1.0},
+        )  # fmt: skip  # the choice follows the timing, whichever way it goes
+        main([*args, "--name", f"pick-{faster}", "--kernel", "fastest"])
+        graph_ops = {n.op_type for n in onnx.load(str(tmp_path / f"pick-{faster}-video.onnx")).graph.node}
+        assert form in graph_ops
+
+
 def test_training_record_names_the_exported_step():
     from training.config import make_config
 
