@@ -140,7 +140,7 @@ def main() -> None:
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
-        "repeats": args.repeats, "steps": args.steps, "ms_per_step": {}, "ratios": {},
+        "repeats": args.repeats, "steps": args.steps, "ms_per_step": {}, "sizes": {}, "ratios": {},
     }  # fmt: skip
     for stage in stages:
         asked = (args.variants or DEFAULTS[stage]).split(",")
@@ -149,6 +149,8 @@ def main() -> None:
             raise SystemExit(f"unknown variants: {', '.join(unknown)}")
         results = measure(stage, variants, args.steps, args.repeats)
         summary["ms_per_step"][stage] = {k: round(v * 1000, 1) for k, v in results.items()}
+        cfg = make_config(stage, "cpu")
+        summary["sizes"][stage] = {"discriminators": cfg.d_count, "batch": cfg.batch}
         if "loop" in results:
             ratio = results["loop"] / results["batched"]
             summary["ratios"]["frames_batched_over_loop"] = round(ratio, 2)

@@ -105,12 +105,13 @@ def markdown(r: dict) -> str:
                        f"{d['loop_sequences_per_s']:.0f} = {d['speedup']}× (medians of {d['runs']})")  # fmt: skip
         if s:
             f, v = s["ms_per_step"]["frames"], s["ms_per_step"]["video"]
-            out.append(f"- stage-1 step, K=48 (cpu sizes, batch 64): batched ensemble {f['batched']:.0f} ms vs "
-                       f"loop {f['loop']:.0f} ms = {f['loop'] / f['batched']:.2f}× (goal 3×); with the head as a "
-                       f"grouped convolution (before) {f['conv-head']:.0f} ms (medians of {s['repeats']}, "
-                       "round-robin)")  # fmt: skip
-            out.append(f"- stage-2 step (16 video discriminators, batch 8, G_V over a frozen G_F): "
-                       f"{v['batched']:.0f} ms; with the head as a grouped convolution (before) "
+            fs, vs = s["sizes"]["frames"], s["sizes"]["video"]
+            out.append(f"- stage-1 step, K={fs['discriminators']} (cpu sizes, batch {fs['batch']}): batched "
+                       f"ensemble {f['batched']:.0f} ms vs loop {f['loop']:.0f} ms = {f['loop'] / f['batched']:.2f}× "
+                       f"(goal 3×); with the head as a grouped convolution (before) {f['conv-head']:.0f} ms "
+                       f"(medians of {s['repeats']}, round-robin)")  # fmt: skip
+            out.append(f"- stage-2 step ({vs['discriminators']} video discriminators, batch {vs['batch']}, G_V over "
+                       f"a frozen G_F): {v['batched']:.0f} ms; with the head as a grouped convolution (before) "
                        f"{v['conv-head']:.0f} ms = {v['conv-head'] / v['batched']:.2f}×")  # fmt: skip
         out.append("")
     return "\n".join(out)

@@ -188,17 +188,15 @@ def export_variant(
         chosen = [kernel] if kernel != "fastest" else list(forms)
         staged: dict[str, dict[str, tuple[Path, float]]] = {}
         for form in chosen:
-            written = forms[form]
+            written, folder = forms[form], Path(tmp) / form
+            folder.mkdir()
             staged[form] = {}
             for kind, module, export, outputs in (
                 ("frames", _FramesOnly(gf).eval(), _FramesOnly(written).eval(), ["frames"]),
                 ("video", video_model, VideoGenerator(gv, written).eval(), ["video", "z_frames"]),
             ):
-                folder = Path(tmp) / form
-                folder.mkdir(exist_ok=True)
                 path = folder / f"{name}-{kind}.onnx"
                 _export(export, gf_cfg.latent, outputs, path)
-                _with_metadata(path, {**meta, "model": kind, "subpixel": form == "subpixel", "kernel": form})
                 parity = check(module, path, gf_cfg.latent)  # against the networks as trained
                 staged[form][kind] = (path, parity)
         if kernel == "fastest":
@@ -208,10 +206,9 @@ def export_variant(
                 "videos_per_s": {form: {str(b): r for b, r in rates.items()} for form, rates in timing.items()},
                 "chosen": kernel,
             }
-            for kind, (path, _) in staged[kernel].items():  # the timing goes into the files' metadata too
-                _with_metadata(path, {**meta, "model": kind, "subpixel": kernel == "subpixel", "kernel": kernel})
         meta["kernel"] = kernel
-        for kind, (path, parity) in staged[kernel].items():  # every check passed: move them in
+        for kind, (path, parity) in staged[kernel].items():  # every check passed: label them, move them in
+            _with_metadata(path, {**meta, "model": kind, "subpixel": kernel == "subpixel"})
             final = out / path.name
             os.replace(path, final)
             files[kind] = {"file": final.name, "sha256": sha256(final), "max_abs_diff_vs_torch": parity}

@@ -322,14 +322,13 @@ class DiscriminatorEnsemble(nn.Module):
         position (the plans' sizes), it is a dot product of each discriminator's features with the
         kernel taps that fall on the input (the others only ever meet padding): the same numbers,
         gradients included, without a grouped convolution's backward pass (a test holds them equal)."""
-        head = self.head
-        kernel = head.weight.shape[2:]
-        spatial = h.shape[2:]
-        out = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(spatial, kernel, head.stride, head.padding, strict=True)]
-        if any(o != 1 for o in out):
+        head, spatial = self.head, h.shape[2:]
+        sizes = zip(spatial, head.kernel_size, head.stride, head.padding, strict=True)
+        if any((n + 2 * p - k) // s + 1 != 1 for n, k, s, p in sizes):
             return head(h).flatten(1)
-        covered = [min(n, k - p) for n, k, p in zip(spatial, kernel, head.padding, strict=True)]
+        covered = [min(n, k - p) for n, k, p in zip(spatial, head.kernel_size, head.padding, strict=True)]
         window = [slice(p, p + c) for p, c in zip(head.padding, covered, strict=True)]
+        # head.weight read once: under spectral norm each read is a power iteration
         taps = head.weight[(slice(None), slice(None), *window)]  # (K, C, *covered)
         x = h[(slice(None), slice(None), *(slice(0, c) for c in covered))]
         x = x.reshape(h.shape[0], self.count, -1)  # (B, K, C * window)
