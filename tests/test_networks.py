@@ -159,6 +159,30 @@ def test_residual_path_starts_at_z_v_and_takes_bounded_steps(tmp_path):
         SequenceGenerator(path="spiral", **opts)
 
 
+def test_steady_path_takes_steps_of_one_length_per_video(tmp_path):
+    from export.onnx_export import _export, check
+
+    opts = dict(latent=16, frame_latent=16, frames=6, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+    gv = SequenceGenerator(path="steady", step=0.05, **opts).eval()
+    with torch.no_grad():  # weights far from DCGAN's small init, so that videos get different speeds
+        for p in gv.parameters():
+            p.normal_(0.0, 0.5)
+    z = torch.randn(5, 16)
+    zf = gv(z)
+    assert zf.shape == (5, 6, 16) and torch.equal(zf[:, 0], z)  # the first frame is G_F(z_v)
+    lengths = (zf[:, 1:] - zf[:, :-1]).norm(dim=-1)  # (5, 5)
+    torch.testing.assert_close(lengths, lengths[:, :1].expand_as(lengths))  # one length per video ...
+    assert lengths[:, 0].std() > 1e-3  # ... that differs between videos
+    assert 0 < lengths.max() <= 0.05 * 16**0.5 + 1e-6  # within the bound
+    zf.sum().backward()
+    assert all(p.grad is not None for m in (gv.head, gv.speed) for p in m.parameters())
+    path = tmp_path / "gv.onnx"
+    _export(gv, 16, ["z_f"], path)
+    assert check(gv, path, 16) < 1e-4  # the normalised steps export to ONNX and run the same in ONNX Runtime
+    with pytest.raises(ValueError, match="latent .* must equal frame_latent"):
+        SequenceGenerator(path="steady", **{**opts, "latent": 8})
+
+
 def test_projection_is_a_unit_norm_buffer():
     disc = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=3)
     w = disc.projection.weight

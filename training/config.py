@@ -17,7 +17,7 @@ from typing import Any
 
 OPTIMIZERS = ("rmsprop", "adam")
 G_LOSS_MODES = ("sum", "hypervolume")  # how the K generator losses combine (training/losses.py)
-ZF_PATHS = ("absolute", "residual")  # how G_V writes its path of z_F (training/networks.py)
+ZF_PATHS = ("absolute", "residual", "steady")  # how G_V writes its path of z_F (training/networks.py)
 D_INPUTS = ("frames", "diffs", "frames+diffs", "diffs+accel")  # what a video discriminator sees (training/networks.py)
 FRAMES, VIDEO = "frames", "video"
 
@@ -128,9 +128,13 @@ class VideoConfig(StageConfig):
     zf_scale: float = _f(1.0, "scale of G_V's tanh outputs z_F (paper: 1)")
     zf_sphere: bool = _f(False, "rescale each z_F to norm zf_scale * sqrt(latent), where N(0, I) samples lie")
     zf_path: str = _f(
-        "absolute", "absolute: z_F = tanh(...) (paper); residual: z_F,0 = z_v, then steps of zf_step * tanh"
+        "absolute",
+        "absolute: z_F = tanh(...) (paper); residual: z_F,0 = z_v, then steps of zf_step * tanh; steady: "
+        "z_F,0 = z_v, then steps of one length per video (at most zf_step * sqrt(latent)), directions free",
     )
-    zf_step: float = _f(0.1, "largest change per coordinate and frame of a residual path (--zf-path residual)")
+    zf_step: float = _f(
+        0.1, "largest change per coordinate and frame of a residual path; steady: the step length's bound / sqrt(latent)"
+    )
     d_inputs: str = _f(
         "frames", f"what each video discriminator sees: {', '.join(D_INPUTS)} (frame differences; paper: frames)"
     )

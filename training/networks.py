@@ -72,6 +72,12 @@ class SequenceGenerator(nn.Module):
     sample, so the first frame is an ordinary G_F sample; needs latent == frame_latent) and
     z_F,t = z_F,t-1 + step * tanh(head(h_t)), so "move a little each frame" is the default and no
     output saturates into a hold or flips into a jump.
+
+    ``path="steady"`` (not the paper's) is a residual path whose steps all have one length per video:
+    z_F,t = z_F,t-1 + r * u_t / |u_t|, u_t = head(h_t) the direction, r = step * sqrt(frame_latent) *
+    sigmoid(speed(mean_t h_t)) the video's speed in z (at most what a residual path's largest step
+    can be). Real balls keep their speed between contacts (the data's total kinetic energy never
+    changes): a G_V that cannot speed up or slow down in z is pushed toward that, not made to.
     """
 
     def __init__(
@@ -90,9 +96,9 @@ class SequenceGenerator(nn.Module):
         step: float = 0.1,
     ) -> None:
         super().__init__()
-        if path not in ("absolute", "residual"):
-            raise ValueError(f"path must be 'absolute' or 'residual', not {path!r}")
-        if path == "residual" and latent != frame_latent:
+        if path not in ("absolute", "residual", "steady"):
+            raise ValueError(f"path must be 'absolute', 'residual' or 'steady', not {path!r}")
+        if path != "absolute" and latent != frame_latent:
             raise ValueError(
                 f"a residual path starts at z_v: latent ({latent}) must equal frame_latent ({frame_latent})"
             )
@@ -106,6 +112,7 @@ class SequenceGenerator(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.lstm = nn.LSTM(seq_features, lstm_hidden, lstm_layers, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * lstm_hidden, frame_latent)
+        self.speed = nn.Linear(2 * lstm_hidden, 1) if path == "steady" else None
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -114,6 +121,11 @@ class SequenceGenerator(nn.Module):
         if self.path == "residual":
             steps = self.step * torch.tanh(self.head(h[:, 1:]))  # (B, T-1, frame_latent)
             return torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1)
+        if self.path == "steady":
+            u = self.head(h[:, 1:])  # (B, T-1, frame_latent): the directions
+            u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            r = self.step * u.shape[-1] ** 0.5 * torch.sigmoid(self.speed(h.mean(dim=1)))  # (B, 1): speed in z
+            return torch.cat([z[:, None], z[:, None] + torch.cumsum(r[:, None] * u, dim=1)], dim=1)
         zf = torch.tanh(self.head(h))  # (B, T, frame_latent)
         if self.radius is not None:
             return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6))
