@@ -133,7 +133,8 @@ class VideoConfig(StageConfig):
         "z_F,0 = z_v, then steps of one length per video (at most zf_step * sqrt(latent)), directions free",
     )
     zf_step: float = _f(
-        0.1, "largest change per coordinate and frame of a residual path; steady: the step length's bound / sqrt(latent)"
+        0.1,
+        "largest change per coordinate and frame of a residual path; steady: the step length's bound / sqrt(latent)",
     )
     d_inputs: str = _f(
         "frames", f"what each video discriminator sees: {', '.join(D_INPUTS)} (frame differences; paper: frames)"

@@ -60,7 +60,10 @@ FEATURES: dict[str, tuple[str, Callable]] = {
         "std / mean over time of the balls' summed squared speed (real: ~constant)",
         lambda v, n, tr, m: m.energy_spread or 0.0,
     ),
-    "unexplained_rate": ("accelerations away from walls and balls (balls.motion)", lambda v, n, tr, m: m.unexplained_rate),
+    "unexplained_rate": (
+        "accelerations away from walls and balls (balls.motion)",
+        lambda v, n, tr, m: m.unexplained_rate,
+    ),
     "teleport_rate": ("frame pairs in which a ball jumps (balls.motion)", lambda v, n, tr, m: m.teleport_rate),
     "turn_mean": ("mean turning angle between consecutive steps (rad)", lambda v, n, tr, m: _flat(_steps(tr)[1])),
     "wrong_count": (
@@ -116,8 +119,12 @@ def separability(real: np.ndarray, fake: np.ndarray, balls: int, seed: int = 0) 
 
     rows = {}
     for i, (name, (what, _)) in enumerate(FEATURES.items()):
-        rows[name] = {"what": what, "real": float(x[: len(real), i].mean()), "generated": float(x[len(real) :, i].mean()),
-                      "accuracy": acc([i], 50)}  # fmt: skip
+        rows[name] = {
+            "what": what,
+            "real": float(x[: len(real), i].mean()),
+            "generated": float(x[len(real) :, i].mean()),
+            "accuracy": acc([i], 50),
+        }
     return {"videos": [len(real), len(fake)], "features": rows, "all": acc(list(range(x.shape[1])), 200)}
 
 
