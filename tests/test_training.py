@@ -431,3 +431,19 @@ def test_resume_from_a_corrupt_latest_names_the_intact_checkpoint(tmp_path, caps
     assert checkpoint.load(folder / "latest.pt")["step"] == 6
     with pytest.raises(SystemExit):
         run(tmp_path, "--stage", "all", "--resume", str(intact))  # a path resumes one stage only
+
+
+def test_discriminator_warm_up_holds_g_f_then_trains_it(tmp_path):
+    run(tmp_path / "parent", "--stage", "frames", "--data", "stream")
+    parent = checkpoint.load(tmp_path / "parent" / "frames" / "latest.pt")["generator"]
+    run(tmp_path / "child", "--stage", "frames", "--data", "stream", "--init-frames",
+        str(tmp_path / "parent" / "frames" / "latest.pt"), "--d-warmup", "2")  # fmt: skip
+    folder = tmp_path / "child" / "frames"
+    weights = [k for k, v in parent.items() if v.is_floating_point() and "running" not in k]
+    at_2, at_4 = (checkpoint.load(folder / f"checkpoint-{s:07d}.pt") for s in (2, 4))
+    assert all(torch.equal(at_2["generator"][k], parent[k]) for k in weights)  # held while D warms up
+    assert not all(torch.equal(at_4["generator"][k], parent[k]) for k in weights)  # then trained
+    rows = [json.loads(line) for line in (folder / "stats.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss_g"]) for r in rows)  # the generator's loss is still measured
+    with pytest.raises(SystemExit, match="d_warmup"):
+        run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--d-warmup", "-1")

@@ -103,6 +103,9 @@ class FramesConfig(StageConfig):
 
     g_width: int = _f(1024, "channels of G_F's widest layer (paper: 1024)")
     init_frames: str = _f("", "start G_F from this frames checkpoint's generator (fine-tuning; discriminators fresh)")
+    d_warmup: int = _f(
+        0, "first steps in which only the discriminators train, G_F's weights held (fine-tuning against fresh ones)"
+    )
     jacobian_clamp: float = _f(0.0, "weight of Jacobian clamping (Odena et al. 2018) in G_F's loss; 0: off")
     jc_min: float = _f(2.0, "Jacobian clamping: smallest |G(z + d) - G(z)| / |d| left unpenalised")
     jc_max: float = _f(6.0, "Jacobian clamping: largest |G(z + d) - G(z)| / |d| left unpenalised")
@@ -112,6 +115,8 @@ class FramesConfig(StageConfig):
         super().__post_init__()
         if self.g_width < 4 or self.g_width % 4:
             raise ValueError(f"g_width must be a positive multiple of 4, got {self.g_width}")
+        if self.d_warmup < 0:
+            raise ValueError(f"d_warmup must be non-negative, got {self.d_warmup}")
         if self.jacobian_clamp < 0 or self.jc_eps <= 0 or not 0 <= self.jc_min <= self.jc_max:
             raise ValueError("jacobian_clamp must be >= 0, jc_eps > 0 and 0 <= jc_min <= jc_max")
 

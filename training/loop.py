@@ -89,6 +89,7 @@ def gan_step(
     mode_seeking: float = 0.0,
     clamp: tuple[float, float, float, torch.Tensor] | None = None,
     disc_g: nn.Module | None = None,
+    train_g: bool = True,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
@@ -97,8 +98,10 @@ def gan_step(
     applied to every discriminator input, real and fake (instance noise);
     ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss; ``clamp`` =
     (weight, low, high, d) adds weight times Jacobian clamping with the step d (B, latent) in z.
+    ``train_g=False``: the discriminators' update only (the generator's loss is measured, not
+    followed), for a discriminator warm-up against a trained generator.
     """
-    with amp():
+    with amp(), torch.set_grad_enabled(train_g):
         fake = generate(z)
     # discriminators: the sum of K independent losses gives each one its own gradient
     opt_d.zero_grad(set_to_none=True)
@@ -109,6 +112,15 @@ def gan_step(
     opt_d.step()
     # generator: no parameter gradients for the discriminators on this pass
     disc_g = disc if disc_g is None else disc_g
+    if not train_g:
+        with torch.no_grad(), amp():
+            g_losses = losses.g_loss(disc_g(noisy(fake)).float())
+        return {
+            "loss_d": d_losses.mean().item(),
+            "loss_g": g_losses.mean().item(),
+            "d_real": torch.sigmoid(real_logits.float()).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
+        }
     disc_g.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     with amp():
@@ -240,6 +252,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 cfg.mode_seeking,
                 clamp,
                 disc_g=stage.disc,
+                train_g=stage.step >= getattr(cfg, "d_warmup", 0),
             )
             stage.step += 1
             if bar is not None:
