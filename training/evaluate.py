@@ -101,6 +101,22 @@ def from_exported(folder: Path, variant: str) -> Source:
     return Source(frames, videos, entry["latent"], entry.get("frames_balls", 3), provenance)
 
 
+def open_source(frames: Path | None, video: Path | None, models: Path | None, variant: str | None) -> Source:
+    """For a command line: an exported variant (``models``, ``variant``) or checkpoints (``frames``,
+    ``video``); a missing or bad file exits with its message. torch is imported for checkpoints only."""
+    if models is not None:
+        try:
+            return from_exported(models, variant)
+        except card.ManifestError as exc:
+            raise SystemExit(str(exc)) from None
+    from training import checkpoint
+
+    try:
+        return from_checkpoints(frames, video)
+    except (checkpoint.CheckpointError, card.ManifestError) as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def prior(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -288,18 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--video goes with --frames; an exported variant has its own video model")
     if args.out is None and args.json is None:
         p.error("give --out, --json or both")
-    try:
-        if args.models is not None:
-            source = from_exported(args.models, args.variant)
-        else:
-            from training import checkpoint
-
-            try:
-                source = from_checkpoints(args.frames, args.video)
-            except checkpoint.CheckpointError as exc:
-                raise SystemExit(str(exc)) from None
-    except card.ManifestError as exc:
-        raise SystemExit(str(exc)) from None
+    source = open_source(args.frames, args.video, args.models, args.variant)
     protocol = None
     if not args.no_c2st and source.videos is not None:
         try:

@@ -112,36 +112,31 @@ def gan_step(
     opt_d.step()
     # generator: no parameter gradients for the discriminators on this pass
     disc_g = disc if disc_g is None else disc_g
+    row = {}
     if not train_g:
         with torch.no_grad(), amp():
             g_losses = losses.g_loss(disc_g(noisy(fake)).float())
-        return {
-            "loss_d": d_losses.mean().item(),
-            "loss_g": g_losses.mean().item(),
-            "d_real": torch.sigmoid(real_logits.float()).mean().item(),
-            "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
-        }
-    disc_g.requires_grad_(False)
-    opt_g.zero_grad(set_to_none=True)
-    with amp():
-        logits = disc_g(noisy(fake))
-    g_losses = losses.g_loss(logits.float())  # (K,)
-    total = losses.combine(g_losses, g_loss_mode)
-    row = {}
-    if mode_seeking > 0:
-        ms = losses.mode_seeking(fake.float(), z)
-        total = total + mode_seeking * ms
-        row["mode_seeking"] = ms.item()
-    if clamp is not None:
-        weight, low, high, d = clamp
+    else:
+        disc_g.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
         with amp():
-            moved = generate(z + d)
-        jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
-        total = total + weight * jc
-        row["jacobian_clamp"] = jc.item()
-    total.backward()
-    opt_g.step()
-    disc_g.requires_grad_(True)
+            logits = disc_g(noisy(fake))
+        g_losses = losses.g_loss(logits.float())  # (K,)
+        total = losses.combine(g_losses, g_loss_mode)
+        if mode_seeking > 0:
+            ms = losses.mode_seeking(fake.float(), z)
+            total = total + mode_seeking * ms
+            row["mode_seeking"] = ms.item()
+        if clamp is not None:
+            weight, low, high, d = clamp
+            with amp():
+                moved = generate(z + d)
+            jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
+            total = total + weight * jc
+            row["jacobian_clamp"] = jc.item()
+        total.backward()
+        opt_g.step()
+        disc_g.requires_grad_(True)
     return {
         "loss_d": d_losses.mean().item(),
         "loss_g": g_losses.mean().item(),

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from balls import manifest as card
 from balls import metrics, motion
 from balls.pixels import to_signed
 from balls.sequences import generate
-from training.evaluate import FRAMES, Source, from_checkpoints, from_exported, prior
+from training.evaluate import FRAMES, Source, open_source, prior
 
 FAINT = (0.01, 0.3)  # a pixel change this small is an intensity flicker, not an edge moving
 
@@ -49,38 +48,38 @@ def _flat(x: np.ndarray) -> float:
     return float(x.mean()) if x.size else 0.0
 
 
-# name -> (what it is, function of (video (T, H, W) in [-1, 1], balls, tracked centres, VideoMotion))
+# name -> (what it is, function of (video (T, H, W) in [-1, 1], balls, (speeds, turns) of _steps, VideoMotion))
 FEATURES: dict[str, tuple[str, Callable]] = {
-    "speed_mean": ("mean tracked speed of a ball (px/frame)", lambda v, n, tr, m: _flat(_steps(tr)[0])),
+    "speed_mean": ("mean tracked speed of a ball (px/frame)", lambda v, n, st, m: _flat(st[0])),
     "speed_change": (
         "std over time of each ball's speed, averaged over balls (px/frame; real: changes only at contacts)",
-        lambda v, n, tr, m: _flat(_steps(tr)[0].std(axis=0)),
+        lambda v, n, st, m: _flat(st[0].std(axis=0)),
     ),
     "energy_spread": (
         "std / mean over time of the balls' summed squared speed (real: ~constant)",
-        lambda v, n, tr, m: m.energy_spread or 0.0,
+        lambda v, n, st, m: m.energy_spread or 0.0,
     ),
     "unexplained_rate": (
         "accelerations away from walls and balls (balls.motion)",
-        lambda v, n, tr, m: m.unexplained_rate,
+        lambda v, n, st, m: m.unexplained_rate,
     ),
-    "teleport_rate": ("frame pairs in which a ball jumps (balls.motion)", lambda v, n, tr, m: m.teleport_rate),
-    "turn_mean": ("mean turning angle between consecutive steps (rad)", lambda v, n, tr, m: _flat(_steps(tr)[1])),
+    "teleport_rate": ("frame pairs in which a ball jumps (balls.motion)", lambda v, n, st, m: m.teleport_rate),
+    "turn_mean": ("mean turning angle between consecutive steps (rad)", lambda v, n, st, m: _flat(st[1])),
     "wrong_count": (
         "frames not showing the data's number of balls",
-        lambda v, n, tr, m: float((metrics.count_balls(v) != n).mean()),
+        lambda v, n, st, m: float((metrics.count_balls(v) != n).mean()),
     ),
     "area_change": (
         "std over time of the lit-pixel count (px; balls growing and shrinking)",
-        lambda v, n, tr, m: float((v > 0).sum(axis=(1, 2)).std()),
+        lambda v, n, st, m: float((v > 0).sum(axis=(1, 2)).std()),
     ),
     "changed_pixels_cv": (
         "std / mean over time of the binarised pixels changing per frame (bursts and holds)",
-        lambda v, n, tr, m: _cv((v[1:] > 0) != (v[:-1] > 0)),
+        lambda v, n, st, m: _cv((v[1:] > 0) != (v[:-1] > 0)),
     ),
     "faint_changes": (
         f"share of pixels changing by {FAINT[0]}-{FAINT[1]} between frames (intensity flicker)",
-        lambda v, n, tr, m: _faint(np.abs(np.diff(v, axis=0))),
+        lambda v, n, st, m: _faint(np.abs(np.diff(v, axis=0))),
     ),
 }
 
@@ -99,8 +98,8 @@ def features(videos: np.ndarray, balls: int) -> np.ndarray:
     rows = []
     for v in metrics.frames_of(videos):
         tracked = motion.track(v, balls)
-        m = motion.video_motion(v, balls, tracked)
-        rows.append([f(v, balls, tracked, m) for _, f in FEATURES.values()])
+        m, steps = motion.video_motion(v, balls, tracked), _steps(tracked)
+        rows.append([f(v, balls, steps, m) for _, f in FEATURES.values()])
     return np.nan_to_num(np.array(rows, dtype=np.float64))
 
 
@@ -162,21 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.models is not None:
         if not args.variant or args.frames or args.video:
             p.error("--models needs --variant, and no --frames or --video")
-        try:
-            source = from_exported(args.models, args.variant)
-        except card.ManifestError as exc:
-            raise SystemExit(str(exc)) from None
-    elif args.frames is not None and args.video is not None:
-        from training import checkpoint
-
-        try:
-            source = from_checkpoints(args.frames, args.video)
-        except checkpoint.CheckpointError as exc:
-            raise SystemExit(str(exc)) from None
-    else:
+    elif args.frames is None or args.video is None:
         p.error("give --models with --variant, or --frames with --video")
     if args.videos < 10:
         p.error("--videos must be at least 10 (5 folds)")
+    source = open_source(args.frames, args.video, args.models, args.variant)
     result = measure(source, args.balls or source.balls, args.seed, args.videos)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
