@@ -12,7 +12,7 @@ import torch
 
 from training import checkpoint, data
 from training.config import FramesConfig, VideoConfig, make_config
-from training.loop import fit, resolve_device
+from training.loop import fit, generator_lr, resolve_device
 from training.run import main
 from training.stages import frames_stage
 
@@ -447,3 +447,22 @@ def test_discriminator_warm_up_holds_g_f_then_trains_it(tmp_path):
     assert all(np.isfinite(r["loss_g"]) for r in rows)  # the generator's loss is still measured
     with pytest.raises(SystemExit, match="d_warmup"):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--d-warmup", "-1")
+
+
+def test_generator_learning_rate_ramp():
+    assert [generator_lr(3e-4, 0, u) for u in (-5, 0, 7)] == [3e-4] * 3  # off: the plain rate
+    ramp = [generator_lr(4e-4, 4, u) for u in range(-2, 6)]
+    assert ramp == pytest.approx([1e-4, 1e-4, 1e-4, 2e-4, 3e-4, 4e-4, 4e-4, 4e-4])  # held, rising, then flat
+
+
+def test_lr_ramp_runs_after_the_warm_up_and_resumes_alike(tmp_path):
+    args = ("--stage", "frames", "--data", "stream", "--d-warmup", "1", "--lr-ramp", "2", "--lr-g", "2e-4")
+    run(tmp_path / "once", *args)
+    run(tmp_path / "twice", *args, "--steps", "2")
+    run(tmp_path / "twice", *args, "--resume")
+    rows = [json.loads(x) for x in (tmp_path / "once" / "frames" / "stats.jsonl").read_text().splitlines()]
+    assert [r["lr_g"] for r in rows] == pytest.approx([1e-4, 1e-4, 2e-4, 2e-4])  # step 1: D only
+    a, b = (checkpoint.load(tmp_path / f / "frames" / "latest.pt")["generator"] for f in ("once", "twice"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(SystemExit, match="lr_ramp"):
+        run(tmp_path / "bad", "--stage", "video", "--data", "stream", "--lr-ramp", "-1")

@@ -37,6 +37,11 @@ class StageConfig:
     batch: int = _f(64, "batch size")
     lr_g: float = _f(3e-4, "generator learning rate")
     lr_d: float = _f(3e-4, "discriminator learning rate")
+    lr_ramp: int = _f(
+        0,
+        "the generator's learning rate rises linearly from 0 to lr_g over its first N updates (RMSprop's "
+        "first updates are ~10x lr: it has no bias correction); 0: off",
+    )
     optimizer: str = _f("rmsprop", f"optimizer of generator and discriminators: {', '.join(OPTIMIZERS)}")
     epochs: float = _f(50.0, "passes over the data set's sequences (unless --steps)")
     steps: int | None = _f(None, "total optimisation steps; overrides --epochs")
@@ -82,6 +87,8 @@ class StageConfig:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ValueError("learning rates must be positive")
+        if self.lr_ramp < 0:
+            raise ValueError(f"lr_ramp must be non-negative, got {self.lr_ramp}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
         if self.g_loss not in G_LOSS_MODES:

@@ -70,6 +70,15 @@ def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, devic
     return (d * (norm / d.norm(dim=1, keepdim=True))).to(device)
 
 
+def generator_lr(lr: float, ramp: int, updates: int) -> float:
+    """The generator's learning rate for its update number ``updates`` (0-based): a linear rise from
+    lr / ramp to lr over the first ``ramp`` updates, then lr (before its first update, during a
+    discriminator warm-up: lr / ramp). A function of the step: resumable."""
+    if ramp <= 0:
+        return lr
+    return lr * min(1.0, (max(updates, 0) + 1) / ramp)
+
+
 def autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -230,6 +239,9 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
             real = world.shard(stage.real_batch(stage.step))
             z = world.shard(step_noise(cfg.seed, stage.step, cfg.batch, cfg.latent, stage.device))
             noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device, world)
+            warmup = getattr(cfg, "d_warmup", 0)
+            for group in stage.opt_g.param_groups:
+                group["lr"] = generator_lr(cfg.lr_g, cfg.lr_ramp, stage.step - warmup)
             clamp = None
             if getattr(cfg, "jacobian_clamp", 0) > 0:
                 d = world.shard(clamp_step(cfg.seed, stage.step, cfg.batch, cfg.latent, cfg.jc_eps, stage.device))
@@ -247,8 +259,10 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 cfg.mode_seeking,
                 clamp,
                 disc_g=stage.disc,
-                train_g=stage.step >= getattr(cfg, "d_warmup", 0),
+                train_g=stage.step >= warmup,
             )
+            if cfg.lr_ramp > 0:
+                row["lr_g"] = stage.opt_g.param_groups[0]["lr"]
             stage.step += 1
             if bar is not None:
                 bar.update(1)

@@ -1,0 +1,73 @@
+"""training.gain: how evenly G_F turns a step in z into a change on screen, on generators whose
+answers are known (linear maps), then on an exported variant through the command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from training import gain
+from training.evaluate import Source
+
+LATENT, SIDE = 8, 30
+
+
+def linear_source(matrix: np.ndarray, steps: np.ndarray | None = None) -> Source:
+    """G_F(z) = matrix @ z as a 30x30 frame; G_V walks z_v + cumulative ``steps`` (T-1, latent)."""
+
+    def frames(z: np.ndarray) -> np.ndarray:
+        return (z @ matrix.T).reshape(len(z), SIDE, SIDE).astype(np.float32)
+
+    def videos(zv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        path = zv[:, None] + np.concatenate([np.zeros((1, LATENT)), np.cumsum(steps, axis=0)])[None]
+        zf = path.astype(np.float32)
+        return frames(zf.reshape(-1, LATENT)).reshape(*zf.shape[:2], SIDE, SIDE), zf
+
+    return Source(frames, videos if steps is not None else None, LATENT, 3, {})
+
+
+def orthonormal(rng: np.random.Generator, scale: float) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.standard_normal((SIDE * SIDE, LATENT)))
+    return scale * q  # (900, latent) with orthogonal columns of norm `scale`
+
+
+def test_an_even_generator_has_one_gain_everywhere():
+    rng = np.random.default_rng(0)
+    steps = np.tile(rng.standard_normal(LATENT) * 0.1, (29, 1))  # one step, repeated: a steady walk
+    result = gain.measure(linear_source(orthonormal(rng, 4.0), steps), balls=3, seed=1, count=20, eps=0.5)
+    points, paths = result["points"], result["paths"]
+    assert points["median"] == pytest.approx(4.0, rel=1e-4) and points["spread"] < 1e-4
+    assert paths["path_gain_median"] == pytest.approx(4.0, rel=1e-4)
+    assert paths["pixel_step_spread"] < 1e-4 and paths["z_step_spread"] < 1e-4
+    assert paths["random_gain_spread"] < 1e-4
+    assert 0.0 < paths["pixel_step_spread_real"] < 0.2  # real balls keep their speed between contacts
+
+
+def test_an_uneven_generator_and_an_uneven_walk_are_seen():
+    rng = np.random.default_rng(0)
+    matrix = orthonormal(rng, 1.0) * np.geomspace(0.2, 20, LATENT)  # gains of 0.2 to 20 by direction
+    lengths = np.where(np.arange(29) % 2, 0.02, 0.2)[:, None]  # short, long, short, ...
+    steps = lengths * np.eye(LATENT)[0]
+    result = gain.measure(linear_source(matrix, steps), balls=3, seed=1, count=20, eps=0.5)
+    assert result["points"]["p95"] > 2 * result["points"]["p5"] and result["points"]["spread"] > 0.2
+    paths = result["paths"]
+    assert paths["z_step_spread"] == pytest.approx(lengths.std() / lengths.mean(), rel=1e-3)
+    assert paths["pixel_step_spread"] == pytest.approx(paths["z_step_spread"], rel=1e-3)  # one direction
+    assert paths["path_gain_median"] == pytest.approx(0.2, rel=1e-3)  # the first direction's gain
+
+
+def test_command_line_on_an_exported_variant(smoke_models, tmp_path, capsys):
+    out = tmp_path / "gain.json"
+    gain.main(["--models", str(smoke_models), "--variant", "3balls", "--count", "8", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["variant"] == "3balls" and set(result) >= {"points", "paths"}
+    assert result["points"]["median"] > 0 and np.isfinite(result["paths"]["path_gain_spread"])
+    assert "gain along the path" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        gain.main(["--models", str(smoke_models)])  # no --variant
+
+
+def test_command_line_on_a_frames_checkpoint(smoke_runs, capsys):
+    gain.main(["--frames", str(smoke_runs["frames"]), "--count", "8"])
+    text = capsys.readouterr().out
+    assert "spread over points" in text and "along the G_V's paths" not in text.lower()

@@ -1,0 +1,141 @@
+"""How evenly G_F turns a step in z into a change on screen: `python -m training.gain`.
+
+    python -m training.gain --frames FRAMES_CKPT [--video VIDEO_CKPT] [--count 200] [--seed 99] [--json OUT]
+    python -m training.gain --models models --variant 3balls
+
+G_F's gain at z along a direction d is |G_F(z + d) - G_F(z)| / |d| (pixels in [-1, 1], L2 over the
+frame; the quantity Jacobian clamping bounds). Real balls keep their speed between contacts, so the
+pixels a real video changes per frame vary little within a video; a G_V can only give that if G_F
+answers a steady walk in z with a steady change on screen. Reported:
+
+- ``points``: the gain at prior samples along random directions of norm ``--eps``: median, 5-95%,
+  and its spread over points (std / mean);
+- ``paths`` (with a G_V): along each generated video's own path z_F,1..T, the pixel step
+  |x_t - x_t-1|, the z step |z_t - z_t-1|, their ratio (the gain along the path) and the gain along
+  random directions at the same points; each as its spread within a video (std / mean over the
+  frames), averaged over videos, beside the real videos' pixel-step spread.
+
+A diagnostic for stage 1 (is this G_F navigable at an even pace?), never a training signal. numpy
+only on an exported variant: the models run in ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from balls.pixels import to_signed
+from balls.sequences import generate
+from training.evaluate import FRAMES, Source, open_source, prior
+
+
+def directions(rng: np.random.Generator, count: int, latent: int, norm: float) -> np.ndarray:
+    """``count`` random directions in z, each of length ``norm``: (count, latent)."""
+    d = rng.standard_normal((count, latent))
+    return (d * (norm / np.linalg.norm(d, axis=1, keepdims=True))).astype(np.float32)
+
+
+def gains(source: Source, z: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """|G_F(z + d) - G_F(z)| / |d| per row of z (N, latent): (N,)."""
+    change = source.frames(z + d) - source.frames(z)
+    return np.linalg.norm(change.reshape(len(z), -1), axis=1) / np.linalg.norm(d, axis=1)
+
+
+def spread(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """std / mean along ``axis`` (0 where the mean is 0)."""
+    mean = x.mean(axis=axis)
+    return np.divide(x.std(axis=axis), mean, out=np.zeros_like(mean), where=mean > 0)
+
+
+def pixel_steps(videos: np.ndarray) -> np.ndarray:
+    """|x_t - x_t-1| per frame pair, L2 over the frame: (N, T-1)."""
+    n, t = videos.shape[:2]
+    return np.linalg.norm(np.diff(videos, axis=1).reshape(n, t - 1, -1), axis=2)
+
+
+def point_gains(source: Source, seed: int, count: int, eps: float) -> dict:
+    rng = np.random.default_rng([seed, 1])
+    g = gains(source, prior(rng, count, source.latent), directions(rng, count, source.latent, eps))
+    p5, median, p95 = np.percentile(g, [5, 50, 95])
+    return {"median": float(median), "p5": float(p5), "p95": float(p95), "spread": float(spread(g))}
+
+
+def path_gains(source: Source, balls: int, seed: int, count: int, eps: float) -> dict:
+    rng = np.random.default_rng([seed, 2])
+    videos, zf = source.videos(prior(rng, count, source.latent))  # (N, T, H, W), (N, T, latent)
+    n, t, latent = zf.shape
+    pixel = pixel_steps(videos)  # (N, T-1)
+    z_step = np.linalg.norm(np.diff(zf, axis=1), axis=2)  # (N, T-1)
+    along = np.divide(pixel, z_step, out=np.zeros_like(pixel), where=z_step > 0)
+    points = zf[:, 1:].reshape(-1, latent)
+    random = gains(source, points, directions(rng, len(points), latent, eps)).reshape(n, t - 1)
+    real = pixel_steps(to_signed(generate(count, balls, length=FRAMES, seed=seed + 31)))
+    return {
+        "pixel_step_spread": float(spread(pixel).mean()),
+        "pixel_step_spread_real": float(spread(real).mean()),
+        "z_step_spread": float(spread(z_step).mean()),
+        "path_gain_median": float(np.median(along)),
+        "path_gain_spread": float(spread(along).mean()),
+        "random_gain_median": float(np.median(random)),
+        "random_gain_spread": float(spread(random).mean()),
+    }
+
+
+def measure(source: Source, balls: int, seed: int, count: int, eps: float) -> dict:
+    result = {"seed": seed, "count": count, "eps": eps, **source.provenance}
+    result["points"] = point_gains(source, seed, count, eps)
+    if source.videos is not None:
+        result["paths"] = path_gains(source, balls, seed, count, eps)
+    return result
+
+
+def markdown(result: dict) -> str:
+    p = result["points"]
+    lines = [
+        f"G_F's gain |G(z + d) - G(z)| / |d|, |d| = {result['eps']}, {result['count']} points, seed {result['seed']}:",
+        f"median {p['median']:.2f}, 5-95% {p['p5']:.2f}-{p['p95']:.2f}, spread over points {p['spread']:.0%}",
+    ]
+    if "paths" in result:
+        q = result["paths"]
+        lines += [
+            "Along the G_V's paths (spread = std / mean within a video, averaged over videos):",
+            f"  pixel step spread {q['pixel_step_spread']:.0%} (real {q['pixel_step_spread_real']:.0%}); "
+            f"z step spread {q['z_step_spread']:.0%}",
+            f"  gain along the path: median {q['path_gain_median']:.1f}, spread {q['path_gain_spread']:.0%}; "
+            f"along random directions: median {q['random_gain_median']:.1f}, spread {q['random_gain_spread']:.0%}",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.gain", description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=Path, help="frames checkpoint (G_F) ...")
+    p.add_argument("--video", type=Path, help="... and, for the path figures, a video checkpoint (G_V) over it")
+    p.add_argument("--models", type=Path, help="an exported models folder (instead of checkpoints) ...")
+    p.add_argument("--variant", help="... and the variant in it")
+    p.add_argument("--balls", type=int, help="balls of the real videos (default: G_F's data)")
+    p.add_argument("--count", type=int, default=200, help="points and videos (default 200)")
+    p.add_argument("--eps", type=float, default=0.5, help="length of the random steps d in z (default 0.5)")
+    p.add_argument("--seed", type=int, default=99, help="seed of z, directions and real videos (default 99)")
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+    args = p.parse_args(argv)
+    if args.models is not None:
+        if not args.variant or args.frames or args.video:
+            p.error("--models needs --variant, and no --frames or --video")
+    elif args.frames is None:
+        p.error("give --frames (and optionally --video), or --models with --variant")
+    if args.count < 2 or args.eps <= 0:
+        p.error("--count must be at least 2 and --eps positive")
+    source = open_source(args.frames, args.video, args.models, args.variant)
+    result = measure(source, args.balls or source.balls, args.seed, args.count, args.eps)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
