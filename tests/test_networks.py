@@ -56,11 +56,14 @@ def _copy_into(ensemble: DiscriminatorEnsemble, singles: list[DiscriminatorEnsem
         ("video", True, True, "frames"),
         ("video", True, False, "frames+diffs"),
         ("video", False, False, "diffs"),
+        ("video", True, False, "diffs+tstd"),
     ],
 )
 def test_ensemble_is_k_independent_discriminators(kind, mbstd, sn, inputs):
     k, width, batch = 5, 4, 6
-    opts = dict(kind=kind, width=width, minibatch_std=mbstd, spectral_norm=sn, inputs=inputs)
+    tstd = inputs.endswith("+tstd")
+    inputs = inputs.removesuffix("+tstd")
+    opts = dict(kind=kind, width=width, minibatch_std=mbstd, spectral_norm=sn, inputs=inputs, temporal_std=tstd)
     singles = [DiscriminatorEnsemble(count=1, seed=i, **opts) for i in range(k)]
     ensemble = DiscriminatorEnsemble(count=k, seed=99, **opts)
     _copy_into(ensemble, singles)
@@ -225,6 +228,27 @@ def test_video_discriminators_can_see_second_differences():
     views = accel._video_channels(speeding)
     assert views[:, 1, :2].abs().max() == 0 and views[:, 1, 2:].abs().min() > 0
     torch.testing.assert_close(accel(steady), accel(steady + 0.5), rtol=0, atol=1e-6)  # motion only
+
+
+def test_temporal_std_sees_a_change_of_pace_that_frames_alone_do_not_show():
+    """A ball crossing the frame at an even pace, or slowly then fast over the same path: the
+    per-video statistic is higher for the uneven video; the head reads it as one more channel."""
+    d = DiscriminatorEnsemble(kind="video", count=3, width=4, seed=5, inputs="diffs", temporal_std=True).eval()
+    assert d.head.in_channels == 3 * (3 * 4 + 1)
+    yy, xx = torch.meshgrid(torch.arange(30.0), torch.arange(30.0), indexing="ij")
+
+    def video(centres: list[float]) -> torch.Tensor:
+        return torch.stack([torch.exp(-((xx - c) ** 2 + (yy - 15) ** 2) / 8) for c in centres])[None]
+
+    even = video([3 + 0.8 * t for t in range(30)])  # a soft ball moving 0.8 px per frame
+    uneven = video([3 + 0.2 * t if t < 15 else 6 + 1.4 * (t - 15) for t in range(30)])  # 0.2, then 1.4 px
+    with torch.no_grad():
+        h_even = torch.nn.functional.leaky_relu(d.layers[0](d.projection(d._video_channels(even))), 0.2)
+        h_uneven = torch.nn.functional.leaky_relu(d.layers[0](d.projection(d._video_channels(uneven))), 0.2)
+        assert (d.tstd(h_uneven) > 1.5 * d.tstd(h_even)).all()
+        assert d(even).shape == (1, 3)
+    with pytest.raises(ValueError, match="temporal_std"):
+        DiscriminatorEnsemble(kind="frame", count=3, width=4, seed=5, temporal_std=True)
 
 
 def test_video_generator_keeps_frame_generator_frozen():

@@ -466,3 +466,14 @@ def test_lr_ramp_runs_after_the_warm_up_and_resumes_alike(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(SystemExit, match="lr_ramp"):
         run(tmp_path / "bad", "--stage", "video", "--data", "stream", "--lr-ramp", "-1")
+
+
+def test_temporal_std_flag_reaches_the_video_discriminators(tmp_path, capsys):
+    run(tmp_path, "--stage", "all", "--data", "stream", "--temporal-std")
+    ckpt = checkpoint.load(tmp_path / "video" / "latest.pt")
+    assert ckpt["config"]["temporal_std"] is True and ckpt["step"] == 4
+    head = ckpt["discriminators"]["head.weight"]  # (K, C + minibatch std + temporal std, *kernel)
+    assert head.shape[1] == 3 * ckpt["config"]["d_width"] + 2
+    with pytest.raises(SystemExit):
+        run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--temporal-std")
+    assert "--temporal-std is a setting of the video stage" in capsys.readouterr().err

@@ -37,6 +37,7 @@ def build_discriminators(cfg: StageConfig, kind: str) -> DiscriminatorEnsemble:
             kind=kind, count=cfg.d_count, width=cfg.d_width, seed=cfg.seed * 7 + (0 if kind == "frame" else 1),
             minibatch_std=cfg.minibatch_std, spectral_norm=cfg.spectral_norm,
             inputs=getattr(cfg, "d_inputs", "frames") if kind == "video" else "frames",
+            temporal_std=getattr(cfg, "temporal_std", False) and kind == "video",
         )  # fmt: skip
 
 

@@ -151,6 +151,9 @@ class VideoConfig(StageConfig):
     d_inputs: str = _f(
         "frames", f"what each video discriminator sees: {', '.join(D_INPUTS)} (frame differences; paper: frames)"
     )
+    temporal_std: bool = _f(
+        False, "each video discriminator's head also sees how much its first layer's features vary over time"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -213,9 +213,38 @@ class MinibatchStd(nn.Module):
         b, kc, *s = h.shape
         centred = h - h.mean(dim=0, keepdim=True)  # two passes by hand: faster than var's Welford kernel here
         std = torch.sqrt(centred.square().mean(dim=0) + 1e-8)  # (K*C, *S), the batch standard deviation
-        stat = std.reshape(self.count, -1).mean(dim=1).view(1, self.count, 1, *([1] * len(s)))
-        g = h.reshape(b, self.count, kc // self.count, *s)  # (B, K, C, *S)
-        return torch.cat([g, stat.expand(b, self.count, 1, *s)], dim=2).view(b, -1, *s)
+        return append_per_discriminator(h, std.reshape(1, self.count, -1).mean(dim=2), self.count)
+
+
+class TemporalStd(nn.Module):
+    """Per discriminator of a K-ensemble of video discriminators, how much its first layer's
+    features change over a video's time: each channel averaged over positions, its standard
+    deviation over time, averaged over channels, one scalar per video (B, K).
+
+    The minibatch-stddev feature's counterpart along time: a real ball keeps its speed between
+    contacts, so the motion features of a real video vary little over its frames. The statistic is
+    of learned features, not of tracked balls or pixels; it reaches the head as one more channel.
+    """
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, kc, t = h.shape[:3]
+        series = h.reshape(b, kc, t, -1).mean(dim=3)  # (B, K*C, T): each channel over positions
+        centred = series - series.mean(dim=2, keepdim=True)
+        std = torch.sqrt(centred.square().mean(dim=2) + 1e-8)  # (B, K*C)
+        return std.view(b, self.count, -1).mean(dim=2)  # (B, K)
+
+
+def append_per_discriminator(h: torch.Tensor, stat: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, K*C, *S) and one value per discriminator (B or 1, K) -> (B, K*(C+1), *S), the value as a
+    constant feature map after each discriminator's own channels."""
+    b, kc, *s = h.shape
+    g = h.reshape(b, count, kc // count, *s)
+    stat = stat.reshape(stat.shape[0], count, 1, *([1] * len(s))).expand(b, count, 1, *s)
+    return torch.cat([g, stat], dim=2).view(b, -1, *s)
 
 
 class GroupSpectralNorm(nn.Module):
@@ -276,7 +305,9 @@ class DiscriminatorEnsemble(nn.Module):
     before, the first difference zero), "frames+diffs" (both, as two channels, each projected by its
     own random projection) or "diffs+accel" (the differences and the second differences, the first two
     zero: a ball moving straight at a steady speed has no second difference away from walls and other
-    balls): a discriminator that sees differences must judge the motion itself.
+    balls): a discriminator that sees differences must judge the motion itself. ``temporal_std``
+    (video only, not the paper's): each discriminator's head also sees how much its first layer's
+    features vary over the video's time (``TemporalStd``).
     """
 
     def __init__(
@@ -290,12 +321,15 @@ class DiscriminatorEnsemble(nn.Module):
         spectral_norm: bool = False,
         slope: float = 0.2,
         inputs: str = "frames",
+        temporal_std: bool = False,
     ) -> None:
         super().__init__()
         if kind not in ("frame", "video"):
             raise ValueError(f"kind must be 'frame' or 'video', not {kind!r}")
         if inputs not in D_INPUTS or (kind == "frame" and inputs != "frames"):
             raise ValueError(f"inputs must be one of {D_INPUTS} (frame discriminators: 'frames'), not {inputs!r}")
+        if temporal_std and kind != "video":
+            raise ValueError("temporal_std is a feature of video discriminators")
         plan = FRAME_PLAN if kind == "frame" else VIDEO_PLAN
         self.kind, self.count, self.width, self.slope, self.inputs = kind, count, width, slope, inputs
         dims = 2 if kind == "frame" else 3
@@ -308,8 +342,9 @@ class DiscriminatorEnsemble(nn.Module):
             c_in = mult * width
         self.layers = nn.ModuleList(layers)
         self.mbstd = MinibatchStd(count) if minibatch_std else None
+        self.tstd = TemporalStd(count) if temporal_std else None
         k, s, p = plan["head"]
-        self.head = conv(count * (c_in + int(minibatch_std)), count, k, s, p, groups=count)
+        self.head = conv(count * (c_in + int(minibatch_std) + int(temporal_std)), count, k, s, p, groups=count)
         dcgan_init(self)
         if spectral_norm:
             for layer in [*self.layers, self.head]:
@@ -323,10 +358,15 @@ class DiscriminatorEnsemble(nn.Module):
         if self.kind == "video":
             x = self._video_channels(x)  # (B, C, T, H, W)
         h = self.projection(x).contiguous(memory_format=self.memory_format)  # (B, K, *S)
-        for layer in self.layers:
+        over_time = None
+        for i, layer in enumerate(self.layers):
             h = F.leaky_relu(layer(h), self.slope, inplace=True)  # in place: the convolution's output is not kept
+            if i == 0 and self.tstd is not None:
+                over_time = self.tstd(h)  # (B, K), from the first layer's finest time steps
         if self.mbstd is not None:
             h = self.mbstd(h)
+        if over_time is not None:
+            h = append_per_discriminator(h, over_time, self.count)
         return self._head(h)  # (B, K)
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
