@@ -117,6 +117,27 @@ def open_source(frames: Path | None, video: Path | None, models: Path | None, va
         raise SystemExit(str(exc)) from None
 
 
+def add_source_flags(p: argparse.ArgumentParser, video: str) -> None:
+    """The flags that name what a diagnostic measures: checkpoints or an exported variant, and the
+    balls of the real videos it is compared with. ``video``: the help of --video."""
+    p.add_argument("--frames", type=Path, help="frames checkpoint (G_F) ...")
+    p.add_argument("--video", type=Path, help=video)
+    p.add_argument("--models", type=Path, help="an exported models folder (instead of checkpoints) ...")
+    p.add_argument("--variant", help="... and the variant in it")
+    p.add_argument("--balls", type=int, help="balls of the real videos (default: G_F's data)")
+
+
+def source_from_flags(p: argparse.ArgumentParser, args: argparse.Namespace, need_video: bool) -> Source:
+    """The source that ``add_source_flags``' flags name; a bad combination is the parser's error."""
+    if args.models is not None:
+        if not args.variant or args.frames or args.video:
+            p.error("--models needs --variant, and no --frames or --video")
+    elif args.frames is None or (need_video and args.video is None):
+        p.error("give --models with --variant, or --frames with --video" if need_video else
+                "give --frames (and optionally --video), or --models with --variant")  # fmt: skip
+    return open_source(args.frames, args.video, args.models, args.variant)
+
+
 def prior(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 

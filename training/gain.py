@@ -29,7 +29,7 @@ import numpy as np
 
 from balls.pixels import to_signed
 from balls.sequences import generate
-from training.evaluate import FRAMES, Source, open_source, prior
+from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags
 
 
 def directions(rng: np.random.Generator, count: int, latent: int, norm: float) -> np.ndarray:
@@ -112,24 +112,15 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.gain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--frames", type=Path, help="frames checkpoint (G_F) ...")
-    p.add_argument("--video", type=Path, help="... and, for the path figures, a video checkpoint (G_V) over it")
-    p.add_argument("--models", type=Path, help="an exported models folder (instead of checkpoints) ...")
-    p.add_argument("--variant", help="... and the variant in it")
-    p.add_argument("--balls", type=int, help="balls of the real videos (default: G_F's data)")
+    add_source_flags(p, video="... and, for the path figures, a video checkpoint (G_V) over it")
     p.add_argument("--count", type=int, default=200, help="points and videos (default 200)")
     p.add_argument("--eps", type=float, default=0.5, help="length of the random steps d in z (default 0.5)")
     p.add_argument("--seed", type=int, default=99, help="seed of z, directions and real videos (default 99)")
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    if args.models is not None:
-        if not args.variant or args.frames or args.video:
-            p.error("--models needs --variant, and no --frames or --video")
-    elif args.frames is None:
-        p.error("give --frames (and optionally --video), or --models with --variant")
     if args.count < 2 or args.eps <= 0:
         p.error("--count must be at least 2 and --eps positive")
-    source = open_source(args.frames, args.video, args.models, args.variant)
+    source = source_from_flags(p, args, need_video=False)
     result = measure(source, args.balls or source.balls, args.seed, args.count, args.eps)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

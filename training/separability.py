@@ -24,7 +24,7 @@ import numpy as np
 from balls import metrics, motion
 from balls.pixels import to_signed
 from balls.sequences import generate
-from training.evaluate import FRAMES, Source, open_source, prior
+from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags
 
 FAINT = (0.01, 0.3)  # a pixel change this small is an intensity flicker, not an edge moving
 
@@ -149,23 +149,14 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.separability", description=__doc__.split("\n\n")[0])
-    p.add_argument("--frames", type=Path, help="frames checkpoint (G_F) ...")
-    p.add_argument("--video", type=Path, help="... and the video checkpoint (G_V) over it")
-    p.add_argument("--models", type=Path, help="an exported models folder (instead of checkpoints) ...")
-    p.add_argument("--variant", help="... and the variant in it")
-    p.add_argument("--balls", type=int, help="balls of the real videos (default: G_F's data)")
+    add_source_flags(p, video="... and the video checkpoint (G_V) over it")
     p.add_argument("--videos", type=int, default=600, help="real and generated videos each (default 600)")
     p.add_argument("--seed", type=int, default=99, help="seed of the real videos, the noise and the folds (default 99)")
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    if args.models is not None:
-        if not args.variant or args.frames or args.video:
-            p.error("--models needs --variant, and no --frames or --video")
-    elif args.frames is None or args.video is None:
-        p.error("give --models with --variant, or --frames with --video")
     if args.videos < 10:
         p.error("--videos must be at least 10 (5 folds)")
-    source = open_source(args.frames, args.video, args.models, args.variant)
+    source = source_from_flags(p, args, need_video=True)
     result = measure(source, args.balls or source.balls, args.seed, args.videos)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
