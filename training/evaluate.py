@@ -138,6 +138,12 @@ def source_from_flags(p: argparse.ArgumentParser, args: argparse.Namespace, need
     return open_source(args.frames, args.video, args.models, args.variant)
 
 
+def write_json(path: Path, value: Any) -> None:
+    """``value`` as indented JSON at ``path`` (the folder made if missing): a command's --json."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
 def prior(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -335,8 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         protocol = Protocol(train=args.c2st_videos, test=args.c2st_videos)
     table = evaluate(source, args.balls, args.out, args.seed, args.motion_videos, not args.no_c2st, protocol)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(table, indent=2) + "\n")
+        write_json(args.json, table)
     print(markdown(table))
 
 

@@ -22,14 +22,13 @@ only on an exported variant: the models run in ONNX Runtime.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from balls.pixels import to_signed
 from balls.sequences import generate
-from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags
+from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags, write_json
 
 
 def directions(rng: np.random.Generator, count: int, latent: int, norm: float) -> np.ndarray:
@@ -123,8 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     source = source_from_flags(p, args, need_video=False)
     result = measure(source, args.balls or source.balls, args.seed, args.count, args.eps)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     print(markdown(result))
 
 

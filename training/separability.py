@@ -15,7 +15,6 @@ in ONNX Runtime without torch.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 from balls import metrics, motion
 from balls.pixels import to_signed
 from balls.sequences import generate
-from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags
+from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags, write_json
 
 FAINT = (0.01, 0.3)  # a pixel change this small is an intensity flicker, not an edge moving
 
@@ -159,8 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     source = source_from_flags(p, args, need_video=True)
     result = measure(source, args.balls or source.balls, args.seed, args.videos)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     print(markdown(result))
 
 
