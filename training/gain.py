@@ -37,9 +37,10 @@ def directions(rng: np.random.Generator, count: int, latent: int, norm: float) -
     return (d * (norm / np.linalg.norm(d, axis=1, keepdims=True))).astype(np.float32)
 
 
-def gains(source: Source, z: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """|G_F(z + d) - G_F(z)| / |d| per row of z (N, latent): (N,)."""
-    change = source.frames(z + d) - source.frames(z)
+def gains(source: Source, z: np.ndarray, d: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+    """|G_F(z + d) - G_F(z)| / |d| per row of z (N, latent): (N,). ``at``: G_F(z) where it is drawn
+    already (a video's own frames), so that it is not drawn twice."""
+    change = source.frames(z + d) - (source.frames(z) if at is None else at)
     return np.linalg.norm(change.reshape(len(z), -1), axis=1) / np.linalg.norm(d, axis=1)
 
 
@@ -70,7 +71,8 @@ def path_gains(source: Source, balls: int, seed: int, count: int, eps: float) ->
     z_step = np.linalg.norm(np.diff(zf, axis=1), axis=2)  # (N, T-1)
     along = np.divide(pixel, z_step, out=np.zeros_like(pixel), where=z_step > 0)
     points = zf[:, 1:].reshape(-1, latent)
-    random = gains(source, points, directions(rng, len(points), latent, eps)).reshape(n, t - 1)
+    drawn = videos[:, 1:].reshape(len(points), *videos.shape[2:])  # G_F at those points, from the videos
+    random = gains(source, points, directions(rng, len(points), latent, eps), drawn).reshape(n, t - 1)
     real = pixel_steps(to_signed(generate(count, balls, length=FRAMES, seed=seed + 31)))
     return {
         "pixel_step_spread": float(spread(pixel).mean()),
