@@ -94,4 +94,12 @@ def test_pick_ranks_checkpoints_by_the_validation_score(smoke_runs, tmp_path, ca
             assert 0 <= parts["teleport_rate"] <= 1 and 0 <= parts["unexplained_rate"] <= 1 and parts["mse"] >= 0
         assert row["score"] == pytest.approx(pick.score(row["own"]) + pick.score(row["swap"]))
     assert "| checkpoint |" in capsys.readouterr().out
+    both = tmp_path / "pairs.json"  # two swap G_Fs: every pair scored, the own half measured once per G_V
+    pick.main(["--frames", str(smoke_runs["frames"]), "--swap-frames", str(smoke_runs["frames1"]), "--swap-frames",
+               str(smoke_runs["frames"]), video, "--videos-per-figure", "12", "--json", str(both)])  # fmt: skip
+    pairs = json.loads(both.read_text())
+    assert sorted(r["swap_frames"] for r in pairs) == sorted([str(smoke_runs["frames1"]), str(smoke_runs["frames"])])
+    assert pairs[0]["own"] == pairs[1]["own"] and pairs[0]["score"] <= pairs[1]["score"]
+    same = next(r for r in pairs if r["swap_frames"] == str(smoke_runs["frames"]))
+    assert same["swap"] == same["own"]  # its own G_F as the "swap": the same videos, the same figures
     assert pick.score({"teleport_rate": 0.0, "unexplained_rate": 0.0, "mse_ratio": 1.0}) == 0  # real motion scores 0

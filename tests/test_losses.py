@@ -63,3 +63,19 @@ def test_jacobian_clamp_penalises_only_outside_the_band():
     losses.jacobian_clamp(fake, moved, 1.0, 2.0, 6.0).backward()
     g = moved.grad[:, 0, 0, 0]
     assert g[0] < 0 and g[1] == 0 and g[2] > 0  # a too-flat G is pushed to respond more, a cliff less
+
+
+def test_parent_anchor_penalises_only_light_the_parent_did_not_draw():
+    parent = -torch.ones(2, 1, 2, 2)
+    parent[:, 0, 0, 0] = 1.0  # the parent drew light at pixel (0, 0) only
+    fake = -torch.ones(2, 1, 2, 2)
+    fake[0, 0, 0, 0] = 1.0  # sample 0: light where the parent has it: free
+    fake[1, 0, 1, 1] = 0.0  # sample 1: half intensity where the parent is dark: excess 0.5
+    assert losses.parent_anchor(fake[:1], parent[:1]).item() == 0.0
+    assert losses.parent_anchor(fake, parent).item() == pytest.approx((0 + 0.5**2) / 2)
+    dimmer = parent.clone()
+    dimmer[:, 0, 0, 0] = -1.0  # darker than the parent everywhere: free (it asks nothing where the parent is bright)
+    assert losses.parent_anchor(dimmer, parent).item() == 0.0
+    fake = fake.clone().requires_grad_(True)
+    losses.parent_anchor(fake, parent).backward()
+    assert fake.grad[1, 0, 1, 1] > 0 and (fake.grad[0] == 0).all()  # descent dims the stray light only

@@ -477,3 +477,23 @@ def test_temporal_std_flag_reaches_the_video_discriminators(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--temporal-std")
     assert "--temporal-std is a setting of the video stage" in capsys.readouterr().err
+
+
+def test_anchor_fine_tunes_under_a_frozen_parent_and_needs_one(tmp_path):
+    run(tmp_path / "parent", "--stage", "frames", "--data", "stream")
+    parent_path = tmp_path / "parent" / "frames" / "latest.pt"
+    parent = checkpoint.load(parent_path)["generator"]
+    run(tmp_path / "child", "--stage", "frames", "--data", "stream", "--init-frames", str(parent_path),
+        "--anchor", "2", "--balls", "1")  # fmt: skip
+    folder = tmp_path / "child" / "frames"
+    rows = [json.loads(line) for line in (folder / "stats.jsonl").read_text().splitlines()]
+    assert rows[0]["anchor"] == 0.0  # step 1: G_F is the parent, nothing brighter than itself
+    assert all(r["anchor"] >= 0 and np.isfinite(r["anchor"]) for r in rows)
+    child = checkpoint.load(folder / "latest.pt")
+    assert child["config"]["anchor"] == 2.0
+    weights = [k for k, v in parent.items() if v.is_floating_point() and "running" not in k]
+    assert not all(torch.equal(child["generator"][k], parent[k]) for k in weights)  # G_F trained
+    after = checkpoint.load(parent_path)["generator"]
+    assert all(torch.equal(after[k], parent[k]) for k in parent)  # the frozen parent: its file untouched
+    with pytest.raises(SystemExit, match="anchor needs init_frames"):
+        run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--anchor", "1")

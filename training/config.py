@@ -117,6 +117,11 @@ class FramesConfig(StageConfig):
     jc_min: float = _f(2.0, "Jacobian clamping: smallest |G(z + d) - G(z)| / |d| left unpenalised")
     jc_max: float = _f(6.0, "Jacobian clamping: largest |G(z + d) - G(z)| / |d| left unpenalised")
     jc_eps: float = _f(0.5, "Jacobian clamping: the norm of the random step d in z")
+    anchor: float = _f(
+        0.0,
+        "with --init-frames: weight of a penalty on G_F's pixels brighter than the parent G_F's at the same z "
+        "(balls only where the parent drew one, so a fine-tuned G_F keeps the parent's paths); 0: off",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,6 +131,10 @@ class FramesConfig(StageConfig):
             raise ValueError(f"d_warmup must be non-negative, got {self.d_warmup}")
         if self.jacobian_clamp < 0 or self.jc_eps <= 0 or not 0 <= self.jc_min <= self.jc_max:
             raise ValueError("jacobian_clamp must be >= 0, jc_eps > 0 and 0 <= jc_min <= jc_max")
+        if self.anchor < 0:
+            raise ValueError(f"anchor must be non-negative, got {self.anchor}")
+        if self.anchor > 0 and not self.init_frames:
+            raise ValueError("anchor needs init_frames: the parent G_F it anchors to")
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ def gan_step(
     clamp: tuple[float, float, float, torch.Tensor] | None = None,
     disc_g: nn.Module | None = None,
     train_g: bool = True,
+    anchor: tuple[float, Callable[[torch.Tensor], torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
@@ -108,7 +109,8 @@ def gan_step(
     ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss; ``clamp`` =
     (weight, low, high, d) adds weight times Jacobian clamping with the step d (B, latent) in z.
     ``train_g=False``: the discriminators' update only (the generator's loss is measured, not
-    followed), for a discriminator warm-up against a trained generator.
+    followed), for a discriminator warm-up against a trained generator. ``anchor`` = (weight, parent)
+    adds weight times the excess of the fakes' intensity over ``parent(z)`` (a frozen generator).
     """
     with amp(), torch.set_grad_enabled(train_g):
         fake = generate(z)
@@ -143,6 +145,13 @@ def gan_step(
             jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
             row["jacobian_clamp"] = jc.item()
+        if anchor is not None:
+            weight, parent = anchor
+            with torch.no_grad(), amp():
+                drawn = parent(z)
+            excess = losses.parent_anchor(fake.float(), drawn.float())
+            total = total + weight * excess
+            row["anchor"] = excess.item()
         total.backward()
         opt_g.step()
         disc_g.requires_grad_(True)
@@ -170,6 +179,7 @@ class Stage:
     evaluate: Callable[[int], dict[str, Any]]  # step -> metrics (and writes samples)
     extra_state: dict[str, Any] = field(default_factory=dict)  # stored in every checkpoint
     frozen: nn.Module | None = None  # stage 2: the frozen G_F under the trained G_V
+    parent: nn.Module | None = None  # stage 1 with --anchor: the frozen parent G_F
     opt_g: torch.optim.Optimizer | None = None
     opt_d: torch.optim.Optimizer | None = None
     step: int = 0
@@ -246,6 +256,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
             if getattr(cfg, "jacobian_clamp", 0) > 0:
                 d = world.shard(clamp_step(cfg.seed, stage.step, cfg.batch, cfg.latent, cfg.jc_eps, stage.device))
                 clamp = (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
+            anchor = (cfg.anchor, stage.parent) if stage.parent is not None else None
             row = gan_step(
                 generate,
                 disc,
@@ -260,6 +271,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 clamp,
                 disc_g=stage.disc,
                 train_g=stage.step >= warmup,
+                anchor=anchor,
             )
             if cfg.lr_ramp > 0:
                 row["lr_g"] = stage.opt_g.param_groups[0]["lr"]

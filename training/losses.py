@@ -46,6 +46,16 @@ def jacobian_clamp(fake: torch.Tensor, moved: torch.Tensor, step: float, low: fl
     return ((q.clamp_min(high) - high) ** 2 + (q.clamp_max(low) - low) ** 2).mean()
 
 
+def parent_anchor(fake: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
+    """How much brighter G's frames are than a parent generator's at the same z: the squared excess
+    intensity (frames in [-1, 1], intensity = (x + 1) / 2) summed over pixels, averaged over the batch.
+    Zero wherever G draws light only where the parent did: a 1-ball G_F fine-tuned from a 3-ball one
+    under it keeps its ball on one of the parent's balls, whose paths a G_V trained over the parent
+    already knows (the swap). It asks nothing of G where the parent is bright."""
+    excess = ((fake - parent) / 2).clamp_min(0)
+    return (excess**2).flatten(1).sum(dim=1).mean()
+
+
 def mode_seeking(fakes: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """MSGAN's mode-seeking term: 1 / (mean |G(z_a) - G(z_b)| / mean |z_a - z_b|), over the pairs
     (first half of the batch, second half). Minimising it pushes different z to different outputs,

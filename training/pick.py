@@ -1,13 +1,16 @@
 """Pick a stage-2 checkpoint by a validation score over both variants: `python -m training.pick`.
 
-    python -m training.pick --frames FRAMES_CKPT --swap-frames OTHER_FRAMES_CKPT VIDEO_CKPT [VIDEO_CKPT ...]
+    python -m training.pick --frames FRAMES_CKPT --swap-frames OTHER_FRAMES_CKPT [--swap-frames ...]
+        VIDEO_CKPT [VIDEO_CKPT ...]
 
 Each video checkpoint's G_V runs over its own G_F (``--frames``) and, unchanged, over the swap's
-G_F (``--swap-frames``, e.g. a 1-ball G_F: the paper's Fig. 4). On ``--videos`` generated and as
-many real videos per variant (evaluation seed ``--seed``: a tuning seed, not a report seed) the score
-is, summed over the two variants, teleport rate + unexplained-acceleration rate + |MSE / real MSE - 1|
-(lower is better): smooth motion at the real speed. Only physics and Table 1 enter it; the
-two-sample test stays an independent check of the pick. Prints a markdown table, best first.
+G_F (``--swap-frames``, e.g. a 1-ball G_F: the paper's Fig. 4). Given several swap G_Fs, every pair
+(G_V, swap G_F) is scored, the own half measured once per G_V: the pair is picked together. On
+``--videos`` generated and as many real videos per variant (evaluation seed ``--seed``: a tuning
+seed, not a report seed) the score is, summed over the two variants, teleport rate +
+unexplained-acceleration rate + |MSE / real MSE - 1| (lower is better): smooth motion at the real
+speed. Only physics and Table 1 enter it; the two-sample test stays an independent check of the
+pick. Prints a markdown table, best first.
 """
 
 from __future__ import annotations
@@ -45,15 +48,17 @@ def score(parts: dict[str, float]) -> float:
     return parts["teleport_rate"] + parts["unexplained_rate"] + abs(parts["mse_ratio"] - 1)
 
 
-def pick(frames: Path, swap: Path, videos: list[Path], seed: int, count: int) -> list[dict[str, Any]]:
+def pick(frames: Path, swaps: list[Path], videos: list[Path], seed: int, count: int) -> list[dict[str, Any]]:
+    """One row per (video checkpoint, swap G_F), best score first."""
     rows = []
     for video in videos:
-        row: dict[str, Any] = {"checkpoint": str(video)}
-        for name, gf in (("own", frames), ("swap", swap)):
-            source = from_checkpoints(gf, video)
-            row[name] = measure(source, source.balls, seed, count)
-        row["score"] = score(row["own"]) + score(row["swap"])
-        rows.append(row)
+        source = from_checkpoints(frames, video)
+        own = measure(source, source.balls, seed, count)
+        for swap in swaps:
+            source = from_checkpoints(swap, video)
+            parts = measure(source, source.balls, seed, count)
+            rows.append({"checkpoint": str(video), "swap_frames": str(swap), "own": own, "swap": parts,
+                         "score": score(own) + score(parts)})  # fmt: skip
     return sorted(rows, key=lambda r: r["score"])
 
 
@@ -63,10 +68,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 f"{p['right_count']:.1%}")  # fmt: skip
 
     lines = [
-        "| checkpoint | own G_F: teleports / unexplained / MSE÷real / right count | swap G_F: same | score |",
-        "|---|---|---|---|",
+        "| checkpoint | own G_F: teleports / unexplained / MSE÷real / right count | swap G_F | swap: same | score |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {r['checkpoint']} | {cell(r['own'])} | {cell(r['swap'])} | {r['score']:.3f} |" for r in rows]
+    lines += [
+        f"| {r['checkpoint']} | {cell(r['own'])} | {r['swap_frames']} | {cell(r['swap'])} | {r['score']:.3f} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -74,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.pick", description=__doc__.split("\n\n")[0])
     p.add_argument("videos", nargs="+", type=Path, help="video checkpoints to compare")
     p.add_argument("--frames", type=Path, required=True, help="the G_F the checkpoints were trained over")
-    p.add_argument("--swap-frames", type=Path, required=True, help="the swap's G_F (e.g. trained on 1 ball)")
+    p.add_argument("--swap-frames", type=Path, action="append", required=True,
+                   help="the swap's G_F (e.g. trained on 1 ball); repeat it to score every pair")  # fmt: skip
     p.add_argument("--seed", type=int, default=1234, help="evaluation seed (a tuning seed; default 1234)")
     p.add_argument("--videos-per-figure", type=int, default=100, help="generated and real videos per variant")
     p.add_argument("--json", type=Path, help="also write the rows here")

@@ -75,12 +75,15 @@ def fixed_noise(seed: int, n: int, latent: int, device: torch.device) -> torch.T
 
 def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np.ndarray | None) -> Stage:
     gf = build_frame_generator(cfg)
+    parent = None
     if cfg.init_frames:  # fine-tuning: G_F's weights from another run (its sizes must match)
         parent, parent_cfg, _ = load_frame_generator(Path(cfg.init_frames))
         if (parent_cfg.latent, parent_cfg.g_width) != (cfg.latent, cfg.g_width):
             raise ValueError(f"--init-frames {cfg.init_frames}: G_F of latent {parent_cfg.latent}, width "
                              f"{parent_cfg.g_width}; this config has {cfg.latent}, {cfg.g_width}")  # fmt: skip
         gf.load_state_dict(parent.state_dict())
+        # --anchor: the parent stays, frozen, in training mode like G_F (batch statistics of the same z)
+        parent = parent.to(device).train().requires_grad_(False) if cfg.anchor > 0 else None
     gf = gf.to(device)
     disc = build_discriminators(cfg, "frame").to(device)
     z_eval = fixed_noise(cfg.seed, 256, cfg.latent, device)
@@ -96,7 +99,8 @@ def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np
             "right_count": float((counts == cfg.balls).mean()),
         }
 
-    return Stage(FRAMES, cfg, folder, device, gf, gf, disc, batch_source(cfg, seqs, "frame", device), evaluate)
+    real = batch_source(cfg, seqs, "frame", device)
+    return Stage(FRAMES, cfg, folder, device, gf, gf, disc, real, evaluate, parent=parent)
 
 
 def video_stage(
@@ -153,6 +157,7 @@ def describe(stage: Stage, data_desc: str) -> str:
             else ""
         )
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
+        + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
         + (f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else "")
         + (f", d_inputs={cfg.d_inputs}" if getattr(cfg, "d_inputs", "frames") != "frames" else ""),
         f"  data: {data_desc}",
