@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run, on this machine, one after another (never side by side);
 writes benchmarks/results.json and benchmarks/results.md (the table the README quotes).
 
-Sizes are chosen to finish in under ~10 minutes on the project's 2-core machine; each script's
+Sizes are chosen to finish in ~10 minutes on the project's 2-core machine; each script's
 --help lists its knobs for longer runs.
 """
 
@@ -28,6 +28,7 @@ STEPS = {  # name: (script, arguments)
     "data": ("data_throughput.py", ["--loop-sequences", "40", "--blocks", "2", "--repeats", "3",
                                     "--write-sequences", "2000"]),
     "ensemble": ("ensemble_step.py", ["--steps", "5", "--repeats", "3"]),
+    "recipe": ("recipe.py", ["--steps", "200"]),
 }  # fmt: skip
 
 
@@ -47,7 +48,11 @@ def pct(x: float) -> str:
 
 def markdown(r: dict) -> str:
     g, e, h, d, s = r.get("generator"), r.get("encoding"), r.get("http"), r.get("data"), r.get("ensemble")
+    rc = r.get("recipe")
     out = [f"Measured {r['date']} on {r['machine']}; {r['note']}", ""]
+    dates = r.get("measured", {})
+    if len(set(dates.values())) > 1:  # a run with --only kept sections of an earlier one
+        out[0] += " (by section: " + ", ".join(f"{k} {v}" for k, v in dates.items()) + ")"
     if g:
         floor = max(g["attainable_flops_per_s"].values())
         out += ["**Generator compute** (the shipped `"
@@ -98,14 +103,16 @@ def markdown(r: dict) -> str:
         out += ["", f"HTTP overhead at concurrency 1 (p50 served − p50 in process): "
                 f"{h['http_overhead_ms_at_1']:.1f} ms. Served / in-process throughput: " + ", ".join(
                     f"{pct(v)} at {c}" for c, v in h["served_over_in_process"].items()) + ".", ""]  # fmt: skip
-    if d or s:
+    if d or s or rc:
         out += ["**Training**:", ""]
         if d:
             out.append(f"- data generator: vectorised {d['vectorised_sequences_per_s']:.0f} sequences/s vs loop "
                        f"{d['loop_sequences_per_s']:.0f} = {d['speedup']}× (medians of {d['runs']})")  # fmt: skip
         if s:
             f, v = s["ms_per_step"]["frames"], s["ms_per_step"]["video"]
-            fs, vs = s["sizes"]["frames"], s["sizes"]["video"]
+            sizes = s.get("sizes") or {}  # an earlier run's section may predate the sizes
+            fs = sizes.get("frames", {"discriminators": 48, "batch": 64})  # ensemble_step.py's own sizes
+            vs = sizes.get("video", {"discriminators": 16, "batch": 8})
             out.append(f"- stage-1 step, K={fs['discriminators']} (cpu sizes, batch {fs['batch']}): batched "
                        f"ensemble {f['batched']:.0f} ms vs loop {f['loop']:.0f} ms = {f['loop'] / f['batched']:.2f}× "
                        f"(goal 3×); with the head as a grouped convolution (before) {f['conv-head']:.0f} ms "
@@ -113,6 +120,15 @@ def markdown(r: dict) -> str:
             out.append(f"- stage-2 step ({vs['discriminators']} video discriminators, batch {vs['batch']}, G_V over "
                        f"a frozen G_F): {v['batched']:.0f} ms; with the head as a grouped convolution (before) "
                        f"{v['conv-head']:.0f} ms = {v['conv-head'] / v['batched']:.2f}×")  # fmt: skip
+        if rc:
+            for name, x in rc["recipes"].items():
+                parts = " + ".join(f"{st['steps']:,} {st['kind']} ({st['minutes']:.0f} min)" for st in x["stages"])
+                out.append(
+                    f"- the `cpu` recipe, {name}: {parts} = {x['minutes']:.0f} min (time per step from "
+                    f"{rc['steps_timed']} steps of each kind through `training.run`; evaluations not counted)"
+                )
+            ratio = rc["shipped_over_before"]
+            out.append(f"- shipped recipe / the one before: {ratio:.2f}× the wall time (goal ≤ 0.5×)")
         out.append("")
     return "\n".join(out)
 
@@ -126,6 +142,8 @@ def main() -> None:
     previous = args.out / "results.json"
     # with --only, the other sections of an earlier run are kept (and say when they were measured)
     results = json.loads(previous.read_text()) if args.only and previous.exists() else {}
+    if "date" in results:
+        results["measured"] = {k: results["date"] for k in STEPS if k in results} | results.get("measured", {})
     results.update(
         {
             "date": dt.date.today().isoformat(),
@@ -144,10 +162,12 @@ def main() -> None:
             subprocess.run([sys.executable, str(HERE / script), *extra, "--json", str(out)], check=True, env=env,
                            cwd=ROOT)  # fmt: skip
             results[name] = json.loads(out.read_text())
+            results.setdefault("measured", {})[name] = dt.date.today().isoformat()
             results.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 1)
     if "http" in results:
         results["http"]["requests"] = int(STEPS["http"][1][1])
-    results["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
+    # the sections' own times (with --only, the kept sections' times are an earlier run's)
+    results["seconds"]["total"] = round(sum(v for k, v in results["seconds"].items() if k in STEPS), 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     md = markdown(results)
@@ -160,7 +180,7 @@ def main() -> None:
         if mark and end_mark:
             readme.write_text(f"{head}{mark}\n{md}\n{end_mark}{tail}")
     print("\n" + md)
-    print(f"total {results['seconds']['total']:.0f} s; wrote {args.out / 'results.json'} and results.md")
+    print(f"this run {time.perf_counter() - t_all:.0f} s; wrote {args.out / 'results.json'} and results.md")
 
 
 if __name__ == "__main__":
