@@ -110,9 +110,7 @@ def markdown(r: dict) -> str:
                        f"{d['loop_sequences_per_s']:.0f} = {d['speedup']}× (medians of {d['runs']})")  # fmt: skip
         if s:
             f, v = s["ms_per_step"]["frames"], s["ms_per_step"]["video"]
-            sizes = s.get("sizes") or {}  # an earlier run's section may predate the sizes
-            fs = sizes.get("frames", {"discriminators": 48, "batch": 64})  # ensemble_step.py's own sizes
-            vs = sizes.get("video", {"discriminators": 16, "batch": 8})
+            fs, vs = s["sizes"]["frames"], s["sizes"]["video"]
             out.append(f"- stage-1 step, K={fs['discriminators']} (cpu sizes, batch {fs['batch']}): batched "
                        f"ensemble {f['batched']:.0f} ms vs loop {f['loop']:.0f} ms = {f['loop'] / f['batched']:.2f}× "
                        f"(goal 3×); with the head as a grouped convolution (before) {f['conv-head']:.0f} ms "
