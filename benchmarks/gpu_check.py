@@ -1,11 +1,14 @@
 """One check of a CUDA machine: training steps of both stages at the `paper` and `cpu` presets (steps/s,
-peak memory) and the shipped ONNX models on onnxruntime-gpu (videos/s), written to a JSON.
+peak memory), the shipped generator in PyTorch on the device and the shipped ONNX models on
+onnxruntime-gpu (videos/s), written to a JSON.
 
     make gpu-check                      # = python benchmarks/gpu_check.py --json benchmarks/gpu-check.json
     python benchmarks/gpu_check.py --device cpu --presets smoke --steps 2   # the same code path on a CPU
 
 Without CUDA (and without --device cpu) it refuses with one line and exit status 2. Data are simulated
-per batch (--data stream), so nothing is written but the JSON.
+per batch (--data stream), so nothing is written but the JSON. A step is the training loop's own:
+the preset's instance noise and Jacobian clamp included. Where the installed onnxruntime has no
+CUDAExecutionProvider (the CPU wheel), the JSON says so and the ONNX rates are its CPU's.
 """
 
 from __future__ import annotations
@@ -53,8 +56,14 @@ def train_steps(preset: str, stage: str, device, steps: int, amp: bool) -> dict:
             z = loop.step_noise(cfg.seed, step, cfg.batch, cfg.latent, device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
+            noisy = loop.instance_noise(cfg.seed, step, cfg.instance_noise, device)
+            clamp = None
+            if getattr(cfg, "jacobian_clamp", 0) > 0:
+                d = loop.clamp_step(cfg.seed, step, cfg.batch, cfg.latent, cfg.jc_eps, device)
+                clamp = (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
             t0 = time.perf_counter()
-            loop.gan_step(st.generate, st.disc, st.opt_g, st.opt_d, real, z, cfg.g_loss, amp_ctx)
+            loop.gan_step(st.generate, st.disc, st.opt_g, st.opt_d, real, z, cfg.g_loss, amp_ctx, noisy,
+                          cfg.mode_seeking, clamp)  # fmt: skip
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if step >= 2:
@@ -69,6 +78,45 @@ def train_steps(preset: str, stage: str, device, steps: int, amp: bool) -> dict:
         return out
 
 
+def rate(run, batch: int, repeats: int, sync=lambda: None) -> float:
+    """Videos per second of ``run`` (one call makes ``batch`` videos): one warm-up call, then at least
+    ``repeats`` calls and 0.5 s."""
+    run()
+    sync()
+    t0, n = time.perf_counter(), 0
+    while n < repeats or time.perf_counter() - t0 < 0.5:
+        run()
+        n += 1
+    sync()
+    return n * batch / (time.perf_counter() - t0)
+
+
+def torch_rates(device, amp: bool, repeats: int) -> dict:
+    """The shipped default variant's G_V and G_F (from checkpoints/) in PyTorch on ``device``."""
+    import torch
+
+    from training import loop
+    from training.build import load_frame_generator, load_sequence_generator
+    from training.networks import VideoGenerator
+
+    gf, _, _ = load_frame_generator(ROOT / "checkpoints" / "cpu-frames-3balls.pt")
+    gv, gv_cfg, _ = load_sequence_generator(ROOT / "checkpoints" / "cpu-video-3balls.pt")
+    model = VideoGenerator(gv, gf).to(device).eval()
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    out = {"checkpoints": "cpu-frames-3balls.pt + cpu-video-3balls.pt", "amp": amp}
+    gen = torch.Generator().manual_seed(0)
+    for b in BATCHES:
+        z = torch.randn(b, gv_cfg.latent, generator=gen).to(device)
+
+        @torch.no_grad()
+        def run(z=z):
+            with loop.autocast(device, amp):
+                model(z)
+
+        out[str(b)] = {"videos_per_s": rate(run, b, repeats, sync)}
+    return out
+
+
 def onnx_rates(provider: str, repeats: int) -> dict:
     import onnxruntime as ort
 
@@ -77,18 +125,17 @@ def onnx_rates(provider: str, repeats: int) -> dict:
     variants, default = load_variants(ROOT / "models")
     entry = variants[default].entry
     path = ROOT / "models" / entry["files"]["video"]["file"]
+    available = ort.get_available_providers()
+    if provider not in available:
+        provider = "CPUExecutionProvider"
     session = ort.InferenceSession(str(path), providers=[provider])
     used = session.get_providers()[0]
     rng = np.random.default_rng(0)
-    out = {"variant": default, "provider": used}
+    out = {"variant": default, "provider": used, "available_providers": available,
+           "onnxruntime": ort.__version__}  # fmt: skip
     for b in BATCHES:
         z = rng.standard_normal((b, entry["latent"]), dtype=np.float32)
-        session.run(["video"], {"z": z})
-        t0, n = time.perf_counter(), 0
-        while n < repeats or time.perf_counter() - t0 < 0.5:
-            session.run(["video"], {"z": z})
-            n += 1
-        out[str(b)] = {"videos_per_s": n * b / (time.perf_counter() - t0)}
+        out[str(b)] = {"videos_per_s": rate(lambda z=z: session.run(["video"], {"z": z}), b, repeats)}
     return out
 
 
@@ -122,9 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             plan = f"the preset's {r['planned_steps']:,} steps: {r['planned_hours']:.2f} h"
             print(f"{preset:>6} {stage:<6} batch {r['batch']:>3}, K={r['d_count']}: "
                   f"{r['steps_per_s']:7.2f} steps/s{mem}; {plan}", flush=True)  # fmt: skip
+    result["torch_generator"] = torch_rates(device, args.amp, 5)
+    print(f"PyTorch generator on {device.type}{' (bf16 autocast)' if args.amp and device.type == 'cuda' else ''}: "
+          + ", ".join(f"batch {b} {result['torch_generator'][str(b)]['videos_per_s']:.0f}" for b in BATCHES)
+          + " videos/s")  # fmt: skip
     provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
     result["onnx"] = onnx_rates(provider, 5)
-    print(f"ONNX ({result['onnx']['provider']}): "
+    missing = provider != result["onnx"]["provider"]
+    if missing:
+        result["onnx"]["note"] = f"this onnxruntime has no {provider}: the rates are its CPU's"
+    print(f"ONNX ({result['onnx']['provider']}{', no CUDA provider installed' if missing else ''}): "
           + ", ".join(f"batch {b} {result['onnx'][str(b)]['videos_per_s']:.0f} videos/s" for b in BATCHES))  # fmt: skip
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.json}")

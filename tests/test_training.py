@@ -497,3 +497,35 @@ def test_anchor_fine_tunes_under_a_frozen_parent_and_needs_one(tmp_path):
     assert all(torch.equal(after[k], parent[k]) for k in parent)  # the frozen parent: its file untouched
     with pytest.raises(SystemExit, match="anchor needs init_frames"):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--anchor", "1")
+
+
+def test_ema_keeps_a_moving_average_that_stage_2_and_loaders_use_and_resumes_alike(tmp_path):
+    from training.build import build_frame_generator, load_frame_generator
+
+    args = ("--stage", "frames", "--data", "stream", "--checkpoint-every", "1", "--keep-checkpoints", "9")
+    run(tmp_path / "plain", *args)
+    run(tmp_path / "avg", *args, "--ema", "0.5")
+    folder = tmp_path / "avg" / "frames"
+    plain = load_state(tmp_path / "plain" / "frames" / "latest.pt")
+    assert_same_state(load_state(folder / "latest.pt"), plain)  # the average leaves training as it was
+    # average_s = 0.5 average_(s-1) + 0.5 weights_s from the first weights; buffers are the latest weights'
+    first = build_frame_generator(make_config("frames", "smoke")).state_dict()
+    average = {k: v.clone() for k, v in first.items()}
+    for step in range(1, 5):
+        ckpt = checkpoint.load(folder / f"checkpoint-{step:07d}.pt")
+        for k, v in ckpt["generator"].items():
+            average[k] = 0.5 * average[k] + 0.5 * v if v.is_floating_point() and "running" not in k else v
+            assert torch.allclose(ckpt[checkpoint.AVERAGE][k].float(), average[k].float(), atol=1e-6), (step, k)
+    kept = ckpt[checkpoint.AVERAGE]
+    assert not torch.equal(kept["fc.weight"], plain["fc.weight"])
+    gf, _, _ = load_frame_generator(folder / "latest.pt")  # evaluation and export load the average
+    assert_same_state(gf.state_dict(), kept)
+    slim = checkpoint.slim(folder / "latest.pt", tmp_path / "slim.pt")
+    assert_same_state(load_frame_generator(slim)[0].state_dict(), kept)
+    run(tmp_path / "avg", "--stage", "video", "--data", "stream")  # stage 2 runs over the average
+    assert_same_state(load_state(tmp_path / "avg" / "video" / "latest.pt", "frames_generator"), kept)
+    run(tmp_path / "twice", *args, "--ema", "0.5", "--steps", "2")
+    run(tmp_path / "twice", *args, "--ema", "0.5", "--resume")
+    assert_same_state(load_state(tmp_path / "twice" / "frames" / "latest.pt", checkpoint.AVERAGE), kept)
+    with pytest.raises(SystemExit, match="ema"):
+        run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--ema", "1")

@@ -42,11 +42,12 @@ def build_discriminators(cfg: StageConfig, kind: str) -> DiscriminatorEnsemble:
 
 
 def load_frame_generator(path: Path) -> tuple[FrameGenerator, FramesConfig, dict[str, Any]]:
-    """G_F of a frames checkpoint (eval mode), its config, and where it came from."""
+    """G_F of a frames checkpoint (eval mode; the averaged weights of an --ema run), its config, and
+    where it came from."""
     ckpt = checkpoint.load(path, stage=FRAMES)
     cfg = config_from_dict(FRAMES, ckpt["config"])
     gf = FrameGenerator(latent=cfg.latent, width=cfg.g_width)
-    gf.load_state_dict(ckpt["generator"])
+    gf.load_state_dict(checkpoint.generator_weights(ckpt))
     source = {"path": str(path), "step": ckpt["step"], "sha256": sha256(path), "balls": cfg.balls}
     return gf.eval(), cfg, source
 
@@ -57,7 +58,7 @@ def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, VideoConfig,
     ckpt = checkpoint.load(path, stage=VIDEO)
     cfg = config_from_dict(VIDEO, ckpt["config"])
     gv = build_sequence_generator(cfg, ckpt["frames_config"]["latent"])
-    gv.load_state_dict(ckpt["generator"])
+    gv.load_state_dict(checkpoint.generator_weights(ckpt))
     return gv.eval(), cfg, ckpt
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 FORMAT_VERSION = 1
+AVERAGE = "generator_average"  # --ema: the moving average of the generator's weights, beside them
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
 
 
@@ -83,9 +84,15 @@ def load(path: str | os.PathLike, stage: str | None = None) -> dict[str, Any]:
     return ckpt
 
 
+def generator_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's generator is used with: the moving average where the run kept one
+    (--ema), else the trained weights themselves."""
+    return ckpt.get(AVERAGE, ckpt["generator"])
+
+
 # what a generator-only checkpoint keeps: enough to evaluate, export and train stage 2 over it
-GENERATOR_KEYS = ("format_version", "stage", "step", "config", "generator", "frames_config", "frames_generator",
-                  "frames_source")  # fmt: skip
+GENERATOR_KEYS = ("format_version", "stage", "step", "config", "generator", AVERAGE, "frames_config",
+                  "frames_generator", "frames_source")  # fmt: skip
 
 
 def slim(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

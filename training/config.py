@@ -59,6 +59,12 @@ class StageConfig:
     checkpoint_every: int = _f(1000, "steps between checkpoints")
     keep_checkpoints: int = _f(3, "checkpoint-<step>.pt files kept (latest.pt is always kept)")
     amp: bool = _f(False, "bfloat16 autocast on CUDA (ignored on CPU)")
+    ema: float = _f(
+        0.0,
+        "decay of an exponential moving average of the generator's weights, updated after every generator "
+        "step and kept in checkpoints beside them; evaluation, export and stage 2 use the average "
+        "(e.g. 0.995: a half-life of ~140 steps); 0: off",
+    )
     instance_noise: float = _f(0.0, "std of Gaussian noise added to every discriminator input, real and fake")
     mode_seeking: float = _f(
         0.0, "weight of the mode-seeking term (MSGAN, Mao et al. 2019) added to the generator loss; 0: off"
@@ -99,6 +105,8 @@ class StageConfig:
             raise ValueError(f"instance_noise must be non-negative, got {self.instance_noise}")
         if self.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be non-negative, got {self.mode_seeking}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ of (seed, epoch, position), so a resumed run continues exactly as an uninterrupt
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -182,6 +183,7 @@ class Stage:
     parent: nn.Module | None = None  # stage 1 with --anchor: the frozen parent G_F
     opt_g: torch.optim.Optimizer | None = None
     opt_d: torch.optim.Optimizer | None = None
+    average: nn.Module | None = None  # --ema: the moving average of the generator's weights
     step: int = 0
 
     def __post_init__(self) -> None:
@@ -189,12 +191,16 @@ class Stage:
         params = [p for p in self.generator.parameters() if p.requires_grad]
         self.opt_g = make_optimizer(cfg.optimizer, params, cfg.lr_g)
         self.opt_d = make_optimizer(cfg.optimizer, self.disc.parameters(), cfg.lr_d)
+        if cfg.ema > 0:  # starts at the generator's first weights (a fine-tune's: the parent's)
+            self.average = copy.deepcopy(self.generator).requires_grad_(False)
 
     def state(self) -> dict[str, Any]:
+        averaged = {} if self.average is None else {checkpoint.AVERAGE: self.average.state_dict()}
         return {
             "stage": self.name,
             "config": self.config.to_dict(),
             "generator": self.generator.state_dict(),
+            **averaged,
             "discriminators": self.disc.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -203,10 +209,35 @@ class Stage:
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.generator.load_state_dict(ckpt["generator"])
+        if self.average is not None:
+            self.average.load_state_dict(ckpt[checkpoint.AVERAGE])
         self.disc.load_state_dict(ckpt["discriminators"])
         self.opt_g.load_state_dict(ckpt["opt_g"])
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.step = ckpt["step"]
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """average <- ema * average + (1 - ema) * weights; buffers (batch-norm statistics) copied."""
+        if self.average is None:
+            return
+        for avg, live in zip(self.average.parameters(), self.generator.parameters(), strict=True):
+            avg.lerp_(live, 1 - self.config.ema)
+        for avg, live in zip(self.average.buffers(), self.generator.buffers(), strict=True):
+            avg.copy_(live)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The generator holds the averaged weights inside this block (for evaluation), its own after."""
+        if self.average is None:
+            yield
+            return
+        own = {k: v.clone() for k, v in self.generator.state_dict().items()}
+        self.generator.load_state_dict(self.average.state_dict())
+        try:
+            yield
+        finally:
+            self.generator.load_state_dict(own)
 
     def save(self) -> Path:
         return checkpoint.save(self.folder, self.state(), self.step, self.config.keep_checkpoints)
@@ -273,6 +304,8 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 train_g=stage.step >= warmup,
                 anchor=anchor,
             )
+            if stage.step >= warmup:
+                stage.update_average()
             if cfg.lr_ramp > 0:
                 row["lr_g"] = stage.opt_g.param_groups[0]["lr"]
             stage.step += 1
@@ -287,9 +320,10 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 if world.main:
                     evaluated = stage.step % cfg.eval_every == 0 or done
                     if evaluated:
-                        stage.generator.eval()
-                        row.update(stage.evaluate(stage.step))
-                        stage.generator.train()
+                        with stage.averaged():
+                            stage.generator.eval()
+                            row.update(stage.evaluate(stage.step))
+                            stage.generator.train()
                     with open(stats_path, "a") as f:
                         f.write(json.dumps(row) + "\n")
                     board.scalars(row)
