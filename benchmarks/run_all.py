@@ -131,6 +131,45 @@ def markdown(r: dict) -> str:
     return "\n".join(out)
 
 
+BATCH_KEYS = ("1", "8", "32", "256")
+
+
+def gpu_markdown(folder: Path) -> str:
+    """The GPU figures of `make gpu-check` (gpu-check.json, gpu-check-amp.json with --amp) and the recipe
+    timed on that machine (recipe-gpu.json: benchmarks/recipe.py run there), where they exist."""
+    checks = [json.loads(f.read_text()) for f in (folder / "gpu-check.json", folder / "gpu-check-amp.json") if f.exists()]
+    if not checks:
+        return ""
+    out = [f"## GPU: {checks[0]['device']} (torch {checks[0]['torch']}; `make gpu-check`, measured apart from the rest)",
+           "", "| | " + " | ".join("bf16 autocast" if c["amp"] else "float32" for c in checks) + " |",
+           "|---|" + "---|" * len(checks)]  # fmt: skip
+    for key, r in checks[0]["training"].items():
+        cells = []
+        for c in checks:
+            x = c["training"][key]
+            cells.append(f"{x['steps_per_s']:.1f} steps/s, {x.get('peak_memory_gib', 0):.2f} GiB; "
+                         f"{x['planned_steps']:,} steps: {x['planned_hours']:.2f} h")  # fmt: skip
+        out.append(f"| {key} step (batch {r['batch']}, K={r['d_count']}) | " + " | ".join(cells) + " |")
+    for b in BATCH_KEYS:
+        out.append(f"| generator in PyTorch, batch {b} | "
+                   + " | ".join(f"{c['torch_generator'][b]['videos_per_s']:,.0f} videos/s" for c in checks) + " |")  # fmt: skip
+    onnx = checks[0]["onnx"]
+    note = onnx.get("note", "")
+    out.append("")
+    out.append(f"- ONNX Runtime {onnx.get('onnxruntime', '')} there ({onnx['provider']}"
+               + (f"; {note}" if note else "") + "): "
+               + ", ".join(f"batch {b} {onnx[b]['videos_per_s']:.0f} videos/s" for b in BATCH_KEYS))  # fmt: skip
+    rc = folder / "recipe-gpu.json"
+    if rc.exists():
+        r = json.loads(rc.read_text())
+        steps = ", ".join(f"{k} {v:.0f} ms" for k, v in r["ms_per_step"].items())
+        out.append(f"- the `cpu` recipe through `training.run` there: {steps} per step; shipped recipe "
+                   f"{r['recipes']['shipped']['minutes']:.1f} min, the one before {r['recipes']['before']['minutes']:.1f} "
+                   f"min ({r['shipped_over_before']:.2f}×)")  # fmt: skip
+    out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(STEPS)}")
@@ -168,7 +207,7 @@ def main() -> None:
     results["seconds"]["total"] = round(sum(v for k, v in results["seconds"].items() if k in STEPS), 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    md = markdown(results)
+    md = markdown(results) + gpu_markdown(HERE)
     (args.out / "results.md").write_text(md + "\n")
     readme = ROOT / "README.md"
     if args.out == HERE and readme.exists():  # the README quotes results.md between these markers

@@ -30,4 +30,12 @@ def test_the_same_checks_run_on_a_cpu(tmp_path):
         assert r["steps_per_s"] > 0 and r["batch"] == 8 and r["d_count"] == 4
     assert result["onnx"]["provider"] == "CPUExecutionProvider" and "note" not in result["onnx"]
     assert all(result["torch_generator"][b]["videos_per_s"] > 0 for b in ("1", "8", "32", "256"))
+    # results.md's GPU section reads this file as it is written (here under the name make gpu-check gives it)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import run_all
+
+    out.rename(tmp_path / "gpu-check.json")
+    md = run_all.gpu_markdown(tmp_path)
+    assert "| smoke frames step (batch 8, K=4) |" in md and md.count("videos/s") >= 4 + 4
+    assert run_all.gpu_markdown(tmp_path / "nothing") == ""
     assert all(result["onnx"][b]["videos_per_s"] > 0 for b in ("1", "8", "32", "256"))
