@@ -137,13 +137,15 @@ BATCH_KEYS = ("1", "8", "32", "256")
 def gpu_markdown(folder: Path) -> str:
     """The GPU figures of `make gpu-check` (gpu-check.json, gpu-check-amp.json with --amp) and the recipe
     timed on that machine (recipe-gpu.json: benchmarks/recipe.py run there), where they exist."""
-    checks = [json.loads(f.read_text()) for f in (folder / "gpu-check.json", folder / "gpu-check-amp.json") if f.exists()]
+    files = (folder / "gpu-check.json", folder / "gpu-check-amp.json")
+    checks = [json.loads(f.read_text()) for f in files if f.exists()]
     if not checks:
         return ""
-    out = [f"## GPU: {checks[0]['device']} (torch {checks[0]['torch']}; `make gpu-check`, measured apart from the rest)",
+    first = checks[0]
+    out = [f"## GPU: {first['device']} (torch {first['torch']}; `make gpu-check`, measured apart from the rest)",
            "", "| | " + " | ".join("bf16 autocast" if c["amp"] else "float32" for c in checks) + " |",
            "|---|" + "---|" * len(checks)]  # fmt: skip
-    for key, r in checks[0]["training"].items():
+    for key, r in first["training"].items():
         cells = []
         for c in checks:
             x = c["training"][key]
@@ -152,8 +154,9 @@ def gpu_markdown(folder: Path) -> str:
         out.append(f"| {key} step (batch {r['batch']}, K={r['d_count']}) | " + " | ".join(cells) + " |")
     for b in BATCH_KEYS:
         out.append(f"| generator in PyTorch, batch {b} | "
-                   + " | ".join(f"{c['torch_generator'][b]['videos_per_s']:,.0f} videos/s" for c in checks) + " |")  # fmt: skip
-    onnx = checks[0]["onnx"]
+                   + " | ".join(f"{c['torch_generator'][b]['videos_per_s']:,.0f} videos/s" for c in checks)
+                   + " |")  # fmt: skip
+    onnx = first["onnx"]
     note = onnx.get("note", "")
     out.append("")
     out.append(f"- ONNX Runtime {onnx.get('onnxruntime', '')} there ({onnx['provider']}"
@@ -163,9 +166,9 @@ def gpu_markdown(folder: Path) -> str:
     if rc.exists():
         r = json.loads(rc.read_text())
         steps = ", ".join(f"{k} {v:.0f} ms" for k, v in r["ms_per_step"].items())
+        shipped, before = r["recipes"]["shipped"]["minutes"], r["recipes"]["before"]["minutes"]
         out.append(f"- the `cpu` recipe through `training.run` there: {steps} per step; shipped recipe "
-                   f"{r['recipes']['shipped']['minutes']:.1f} min, the one before {r['recipes']['before']['minutes']:.1f} "
-                   f"min ({r['shipped_over_before']:.2f}×)")  # fmt: skip
+                   f"{shipped:.1f} min, the one before {before:.1f} min ({r['shipped_over_before']:.2f}×)")  # fmt: skip
     out.append("")
     return "\n".join(out)
 
