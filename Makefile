@@ -77,9 +77,13 @@ bench-train: venv-train
 	$(BIN)/python benchmarks/ensemble_step.py --stage video --steps 10
 
 # on a CUDA machine (make venv-train TORCH=torch, make venv-gpu): both stages' steps at the paper and cpu
-# presets and the ONNX models on onnxruntime-gpu -> benchmarks/gpu-check.json; refuses without CUDA
+# presets, the generator in PyTorch and the ONNX models on onnxruntime-gpu, in float32 and with bf16
+# autocast -> benchmarks/gpu-check.json, gpu-check-amp.json (make bench's results.md shows them), and the
+# recipe timed there -> benchmarks/recipe-gpu.json; refuses without CUDA
 gpu-check: venv-train
 	$(BIN)/python benchmarks/gpu_check.py --json benchmarks/gpu-check.json
+	$(BIN)/python benchmarks/gpu_check.py --amp --json benchmarks/gpu-check-amp.json
+	$(BIN)/python benchmarks/recipe.py --json benchmarks/recipe-gpu.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
