@@ -56,11 +56,7 @@ def train_steps(preset: str, stage: str, device, steps: int, amp: bool) -> dict:
             z = loop.step_noise(cfg.seed, step, cfg.batch, cfg.latent, device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            noisy = loop.instance_noise(cfg.seed, step, cfg.instance_noise, device)
-            clamp = None
-            if getattr(cfg, "jacobian_clamp", 0) > 0:
-                d = loop.clamp_step(cfg.seed, step, cfg.batch, cfg.latent, cfg.jc_eps, device)
-                clamp = (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
+            noisy, clamp = loop.step_terms(cfg, step, device)
             t0 = time.perf_counter()
             loop.gan_step(st.generate, st.disc, st.opt_g, st.opt_d, real, z, cfg.g_loss, amp_ctx, noisy,
                           cfg.mode_seeking, clamp)  # fmt: skip

@@ -71,6 +71,18 @@ def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, devic
     return (d * (norm / d.norm(dim=1, keepdim=True))).to(device)
 
 
+def step_terms(
+    cfg: StageConfig, step: int, device: torch.device, world: World = ONE
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[float, float, float, torch.Tensor] | None]:
+    """The config's per-step extras of gan_step for ``step``: the instance noise, and the Jacobian
+    clamp's (weight, low, high, d) where the stage clamps (else None); d is this rank's slice."""
+    noisy = instance_noise(cfg.seed, step, cfg.instance_noise, device, world)
+    if getattr(cfg, "jacobian_clamp", 0) <= 0:
+        return noisy, None
+    d = world.shard(clamp_step(cfg.seed, step, cfg.batch, cfg.latent, cfg.jc_eps, device))
+    return noisy, (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
+
+
 def generator_lr(lr: float, ramp: int, updates: int) -> float:
     """The generator's learning rate for its update number ``updates`` (0-based): a linear rise from
     lr / ramp to lr over the first ``ramp`` updates, then lr (before its first update, during a
@@ -279,14 +291,11 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
         while stage.step < total:
             real = world.shard(stage.real_batch(stage.step))
             z = world.shard(step_noise(cfg.seed, stage.step, cfg.batch, cfg.latent, stage.device))
-            noisy = instance_noise(cfg.seed, stage.step, cfg.instance_noise, stage.device, world)
+            noisy, clamp = step_terms(cfg, stage.step, stage.device, world)
             warmup = getattr(cfg, "d_warmup", 0)
+            train_g = stage.step >= warmup
             for group in stage.opt_g.param_groups:
                 group["lr"] = generator_lr(cfg.lr_g, cfg.lr_ramp, stage.step - warmup)
-            clamp = None
-            if getattr(cfg, "jacobian_clamp", 0) > 0:
-                d = world.shard(clamp_step(cfg.seed, stage.step, cfg.batch, cfg.latent, cfg.jc_eps, stage.device))
-                clamp = (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
             anchor = (cfg.anchor, stage.parent) if stage.parent is not None else None
             row = gan_step(
                 generate,
@@ -301,10 +310,10 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 cfg.mode_seeking,
                 clamp,
                 disc_g=stage.disc,
-                train_g=stage.step >= warmup,
+                train_g=train_g,
                 anchor=anchor,
             )
-            if stage.step >= warmup:
+            if train_g:
                 stage.update_average()
             if cfg.lr_ramp > 0:
                 row["lr_g"] = stage.opt_g.param_groups[0]["lr"]
