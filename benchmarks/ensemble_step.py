@@ -5,9 +5,10 @@ Stage 1 (frames; K=48, batch 64): the batched discriminator ensemble as trained;
 same with its head as a grouped convolution (before the head rewrite); ``loop``, a Python loop over
 48 separate discriminators, each with its own optimizer (the authors' design, plain convolutions: the
 baseline the speed goal is set against); ``contiguous`` (without channels-last); ``compiled`` (under
-torch.compile). Stage 2 (video; 16 video discriminators, batch 8, G_V over a frozen G_F):
-``batched`` and ``conv-head``. Same batch, same math in every variant. Prints median step times
-and the ratios.
+torch.compile); ``bf16`` (the batched ensemble under bfloat16 autocast, `--amp`: the same step in
+bfloat16 arithmetic, on a CPU with native bfloat16 only). Stage 2 (video; 16 video discriminators,
+batch 16, G_V over a frozen G_F): ``batched``, ``conv-head`` and ``bf16``. Same batch in every variant,
+and the same math but for ``bf16``. Prints median step times and the ratios.
 
 Run: python benchmarks/ensemble_step.py [--stage frames|video|both] [--steps 10] [--repeats 3]
 """
@@ -27,11 +28,15 @@ import torch
 from training import losses
 from training.build import build_discriminators, build_frame_generator, build_sequence_generator
 from training.config import make_config
-from training.loop import gan_step, instance_noise, make_optimizer
+from training.loop import autocast, gan_step, instance_noise, make_optimizer, native_bf16
 from training.networks import DiscriminatorEnsemble, FrameGenerator, VideoFrames, VideoGenerator
 
-VARIANTS = {"frames": ("batched", "conv-head", "loop", "contiguous", "compiled"), "video": ("batched", "conv-head")}
-DEFAULTS = {"frames": "batched,conv-head,loop", "video": "batched,conv-head"}
+VARIANTS = {
+    "frames": ("batched", "conv-head", "loop", "contiguous", "compiled", "bf16"),
+    "video": ("batched", "conv-head", "bf16"),
+}
+DEFAULTS = {"frames": "batched,conv-head,loop,bf16", "video": "batched,conv-head,bf16"}
+CPU = torch.device("cpu")
 
 
 def loop_step(gf, discs, opt_g, opt_ds, real, z):
@@ -91,7 +96,7 @@ def build_frames(variant: str):
         disc.memory_format = torch.contiguous_format
     opt_d = make_optimizer(cfg.optimizer, disc.parameters(), cfg.lr_d)
     d_call = torch.compile(disc) if variant == "compiled" else disc
-    return lambda: gan_step(gf, d_call, opt_g, opt_d, real, z, cfg.g_loss)
+    return lambda: gan_step(gf, d_call, opt_g, opt_d, real, z, cfg.g_loss, amp(variant))
 
 
 def build_video(variant: str):
@@ -107,7 +112,12 @@ def build_video(variant: str):
     opt_g = make_optimizer(cfg.optimizer, [p for p in vg.parameters() if p.requires_grad], cfg.lr_g)
     opt_d = make_optimizer(cfg.optimizer, disc.parameters(), cfg.lr_d)
     noisy = instance_noise(cfg.seed, 0, cfg.instance_noise, torch.device("cpu"))
-    return lambda: gan_step(VideoFrames(vg), disc, opt_g, opt_d, real, z, cfg.g_loss, noisy=noisy)
+    return lambda: gan_step(VideoFrames(vg), disc, opt_g, opt_d, real, z, cfg.g_loss, amp(variant), noisy=noisy)
+
+
+def amp(variant: str):
+    """gan_step's autocast: bfloat16 for the ``bf16`` variant (what `--amp` does), else none."""
+    return lambda: autocast(CPU, variant == "bf16")
 
 
 def measure(stage: str, variants: list[str], steps: int, repeats: int) -> dict[str, float]:
@@ -144,7 +154,9 @@ def main() -> None:
     }  # fmt: skip
     for stage in stages:
         asked = (args.variants or DEFAULTS[stage]).split(",")
-        variants = [v for v in asked if v in VARIANTS[stage]]
+        variants = [v for v in asked if v in VARIANTS[stage] and (v != "bf16" or native_bf16(CPU))]
+        if "bf16" in asked and not native_bf16(CPU):
+            print(f"{stage} bf16: left out, this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
         if unknown := [v for v in asked if not any(v in vs for vs in VARIANTS.values())]:
             raise SystemExit(f"unknown variants: {', '.join(unknown)}")
         results = measure(stage, variants, args.steps, args.repeats)
@@ -155,10 +167,18 @@ def main() -> None:
             ratio = results["loop"] / results["batched"]
             summary["ratios"]["frames_batched_over_loop"] = round(ratio, 2)
             print(f"stage 1: the batched ensemble is {ratio:.2f}x the loop (goal 3x)")
+            if "bf16" in results:
+                ratio = results["loop"] / results["bf16"]
+                summary["ratios"]["frames_bf16_over_loop"] = round(ratio, 2)
+                print(f"stage 1: the batched ensemble in bfloat16 (--amp) is {ratio:.2f}x the loop (goal 3x)")
         if "conv-head" in results:
             ratio = results["conv-head"] / results["batched"]
             summary["ratios"][f"{stage}_over_conv_head"] = round(ratio, 2)
             print(f"{stage}: the head rewrite makes the step {ratio:.2f}x as fast")
+            if "bf16" in results:
+                ratio = results["conv-head"] / results["bf16"]
+                summary["ratios"][f"{stage}_bf16_over_conv_head"] = round(ratio, 2)
+                print(f"{stage}: the head rewrite and bfloat16 (--amp) make the step {ratio:.2f}x as fast")
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))

@@ -529,3 +529,33 @@ def test_ema_keeps_a_moving_average_that_stage_2_and_loaders_use_and_resumes_ali
     assert_same_state(load_state(tmp_path / "twice" / "frames" / "latest.pt", checkpoint.AVERAGE), kept)
     with pytest.raises(SystemExit, match="ema"):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--ema", "1")
+
+
+def test_amp_computes_in_bfloat16_exactly_where_the_device_has_it():
+    from training.loop import autocast, native_bf16
+
+    cpu = torch.device("cpu")
+    conv, x = torch.nn.Conv2d(1, 4, 3), torch.randn(2, 1, 8, 8)
+    with autocast(cpu, False):
+        assert conv(x).dtype == torch.float32
+    with autocast(cpu, True):  # bfloat16 only where it is native: emulated, it is slower than float32
+        assert conv(x).dtype == (torch.bfloat16 if native_bf16(cpu) else torch.float32)
+
+
+def test_amp_trains_float32_weights_and_resumes_exactly(tmp_path, capsys):
+    """--amp on the CPU: the plan says what arithmetic runs, the weights and checkpoints stay float32,
+    the step differs from the float32 one where bfloat16 is native, and a resume continues exactly."""
+    from training.loop import native_bf16
+
+    run(tmp_path / "f32", "--stage", "frames", "--steps", "4")
+    run(tmp_path / "a", "--stage", "frames", "--steps", "4", "--amp")
+    plan = capsys.readouterr().out
+    native = native_bf16(torch.device("cpu"))
+    assert ("bfloat16 autocast (--amp)" if native else "no native bfloat16") in plan
+    a, f32 = (load_state(tmp_path / d / "frames" / "latest.pt") for d in ("a", "f32"))
+    assert all(v.dtype == torch.float32 for k, v in a.items() if v.is_floating_point())
+    differs = any(not torch.equal(a[k], f32[k]) for k in a)
+    assert differs == native
+    run(tmp_path / "b", "--stage", "frames", "--steps", "2", "--amp")
+    run(tmp_path / "b", "--stage", "frames", "--steps", "4", "--amp", "--resume")
+    assert_same_state(a, load_state(tmp_path / "b" / "frames" / "latest.pt"))

@@ -58,7 +58,7 @@ class StageConfig:
     sample_every: int = _f(1000, "steps between sample images")
     checkpoint_every: int = _f(1000, "steps between checkpoints")
     keep_checkpoints: int = _f(3, "checkpoint-<step>.pt files kept (latest.pt is always kept)")
-    amp: bool = _f(False, "bfloat16 autocast on CUDA (ignored on CPU)")
+    amp: bool = _f(False, "bfloat16 autocast (CUDA, or a CPU with AVX512-BF16/AMX; float32 elsewhere)")
     ema: float = _f(
         0.0,
         "decay of an exponential moving average of the generator's weights, updated after every generator "

@@ -92,9 +92,22 @@ def generator_lr(lr: float, ramp: int, updates: int) -> float:
     return lr * min(1.0, (max(updates, 0) + 1) / ramp)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: any CUDA device torch supports it on, or a CPU
+    whose oneDNN kernels have bfloat16 instructions (AVX512-BF16, AMX); elsewhere bfloat16 is emulated
+    and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bfloat16 autocast on ``device`` when ``enabled`` and the device computes in bfloat16 natively
+    (``native_bf16``); else no autocast (float32)."""
+    if enabled and native_bf16(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

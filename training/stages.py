@@ -15,7 +15,7 @@ from training import images
 from training.build import build_discriminators, build_frame_generator, build_sequence_generator, load_frame_generator
 from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, VideoConfig
 from training.datasets import FrameDataset, VideoDataset
-from training.loop import Stage
+from training.loop import Stage, native_bf16
 from training.networks import FrameGenerator, VideoFrames, VideoGenerator, parameter_count
 
 EVAL_VIDEOS = 30  # Table 1 averages over 30 videos (or 30 independent frames)
@@ -141,6 +141,15 @@ def video_stage(
     return Stage(VIDEO, cfg, folder, device, gv, VideoFrames(vg), disc, real, evaluate, extra, frozen=gf)
 
 
+def precision(cfg: StageConfig, device: torch.device) -> str:
+    """What --amp does on this device, in words."""
+    if not cfg.amp:
+        return "float32"
+    if native_bf16(device):
+        return "bfloat16 autocast (--amp)"
+    return f"float32 (--amp asked for, but this {device.type} has no native bfloat16)"
+
+
 def describe(stage: Stage, data_desc: str) -> str:
     cfg = stage.config
     per_d = parameter_count(stage.disc) // cfg.d_count
@@ -159,7 +168,9 @@ def describe(stage: Stage, data_desc: str) -> str:
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
         + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
         + (f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else "")
-        + (f", d_inputs={cfg.d_inputs}" if getattr(cfg, "d_inputs", "frames") != "frames" else ""),
+        + (f", d_inputs={cfg.d_inputs}" if getattr(cfg, "d_inputs", "frames") != "frames" else "")
+        + (f", ema={cfg.ema}" if cfg.ema else "")
+        + (", " + precision(cfg, stage.device)),
         f"  data: {data_desc}",
         f"  out: {stage.folder}",
     ]
