@@ -5,6 +5,11 @@ the run's own stats (the first log interval, with start-up, left out), and each 
 is its step counts times those step times. Evaluations, samples and checkpoints are not counted
 (a few seconds each, every 250-500 steps). Stages run one after another on all threads.
 
+Arithmetic: the shipped recipe runs as the `cpu` preset says (bfloat16 autocast, `--amp`, on a CPU
+with native bfloat16; float32 elsewhere), the one before it in float32 (`--no-amp`), as it was
+trained; where the preset's bfloat16 runs, the shipped recipe is also timed in float32, to show
+what the arithmetic and what the step counts bring.
+
 Run: python benchmarks/recipe.py [--steps 200] [--json OUT]
 """
 
@@ -18,6 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
+from training.config import make_config
+from training.loop import native_bf16
+
 ROOT = Path(__file__).resolve().parent.parent
 PARENT = ROOT / "checkpoints" / "cpu-frames-3balls.pt"
 
@@ -30,11 +40,19 @@ KINDS = {
     "video": ["--stage", "video", "--preset", "cpu", "--frames-checkpoint", str(PARENT)],
 }  # fmt: skip
 
-# recipe: (kind, steps) per stage; docs/training-log.md #11 (before) and #13-#14 (shipped)
-RECIPES = {
-    "shipped": [("frames, clamped", 7000), ("video", 1000), ("frames, 1-ball fine-tune", 2250)],
-    "before": [("frames, unclamped", 16000), ("video", 1250), ("frames, 1-ball fine-tune", 3000)],
-}
+# recipe: (kind, steps) per stage, and its arithmetic; docs/training-log.md #11 (before), #13-#14 and #16
+SHIPPED = [("frames, clamped", 7000), ("video", 1000), ("frames, 1-ball fine-tune", 2250)]
+BEFORE = [("frames, unclamped", 16000), ("video", 1250), ("frames, 1-ball fine-tune", 3000)]
+
+
+def recipes() -> dict[str, tuple[list[tuple[str, int]], bool]]:
+    """name -> (stages, bfloat16?): the shipped recipe as the preset trains it on this machine, the
+    one before in float32, and the shipped one in float32 too where the preset's bfloat16 runs."""
+    bf16 = make_config("frames", "cpu").amp and make_config("video", "cpu").amp and native_bf16(torch.device("cpu"))
+    out = {"shipped": (SHIPPED, bf16), "before": (BEFORE, False)}
+    if bf16:
+        out["shipped, in float32"] = (SHIPPED, False)
+    return out
 
 
 def data_file(folder: Path, balls: int) -> Path:
@@ -45,10 +63,12 @@ def data_file(folder: Path, balls: int) -> Path:
     return out
 
 
-def seconds_per_step(kind: str, steps: int, folder: Path, data: Path) -> float:
+def seconds_per_step(kind: str, bf16: bool, steps: int, folder: Path, data: Path) -> float:
     log_every = max(steps // 10, 1)
-    out = folder / kind.replace(",", "").replace(" ", "-")
-    subprocess.run([sys.executable, "-m", "training.run", *KINDS[kind], "--data", str(data), "--steps", str(steps),
+    out = folder / (kind.replace(",", "").replace(" ", "-") + ("-bf16" if bf16 else ""))
+    arithmetic = "--amp" if bf16 else "--no-amp"
+    subprocess.run([sys.executable, "-m", "training.run", *KINDS[kind], arithmetic, "--data", str(data),
+                    "--steps", str(steps),
                     "--log-every", str(log_every), "--eval-every", str(10 * steps), "--checkpoint-every",
                     str(10 * steps), "--no-progress", "--out", str(out)], check=True, cwd=ROOT,
                    capture_output=True)  # fmt: skip
@@ -63,23 +83,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=200, help="steps timed per kind of stage (default 200)")
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args(argv)
+    plan = recipes()
+    timed = sorted({(k, bf16) for stages, bf16 in plan.values() for k, _ in stages}, key=str)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = {3: data_file(folder, 3), 1: data_file(folder, 1)}
         per_step = {}
-        for kind in KINDS:
-            per_step[kind] = seconds_per_step(kind, args.steps, folder, data[1 if "1-ball" in kind else 3])
-            print(f"{kind}: {per_step[kind] * 1000:.0f} ms per step", flush=True)
-    recipes = {}
-    for name, stages in RECIPES.items():
-        rows = [{"kind": k, "steps": n, "minutes": n * per_step[k] / 60} for k, n in stages]
-        recipes[name] = {"stages": rows, "minutes": sum(r["minutes"] for r in rows)}
+        for kind, bf16 in timed:
+            name = f"{kind}, bf16" if bf16 else kind
+            per_step[name] = seconds_per_step(kind, bf16, args.steps, folder, data[1 if "1-ball" in kind else 3])
+            print(f"{name}: {per_step[name] * 1000:.0f} ms per step", flush=True)
+    result_recipes = {}
+    for name, (stages, bf16) in plan.items():
+        rows = [{"kind": f"{k}, bf16" if bf16 else k, "steps": n} for k, n in stages]
+        for r in rows:
+            r["minutes"] = r["steps"] * per_step[r["kind"]] / 60
+        result_recipes[name] = {"stages": rows, "minutes": sum(r["minutes"] for r in rows), "bfloat16": bf16}
         print(f"{name}: " + " + ".join(f"{r['steps']:,} {r['kind']} ({r['minutes']:.0f} min)" for r in rows)
-              + f" = {recipes[name]['minutes']:.0f} min")  # fmt: skip
-    ratio = recipes["shipped"]["minutes"] / recipes["before"]["minutes"]
+              + f" = {result_recipes[name]['minutes']:.0f} min")  # fmt: skip
+    ratio = result_recipes["shipped"]["minutes"] / result_recipes["before"]["minutes"]
     print(f"shipped / before: {ratio:.2f}x the wall time")
     result = {"steps_timed": args.steps, "ms_per_step": {k: v * 1000 for k, v in per_step.items()},
-              "recipes": recipes, "shipped_over_before": ratio}  # fmt: skip
+              "recipes": result_recipes, "shipped_over_before": ratio}  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

@@ -115,9 +115,16 @@ def markdown(r: dict) -> str:
                        f"ensemble {f['batched']:.0f} ms vs loop {f['loop']:.0f} ms = {f['loop'] / f['batched']:.2f}× "
                        f"(goal 3×); with the head as a grouped convolution (before) {f['conv-head']:.0f} ms "
                        f"(medians of {s['repeats']}, round-robin)")  # fmt: skip
+            if "bf16" in f:
+                out.append(f"- stage-1 step in bfloat16 (`--amp`, the `cpu` preset's arithmetic here): {f['bf16']:.0f} "
+                           f"ms = {f['loop'] / f['bf16']:.2f}× the loop in float32 (goal 3×), "
+                           f"{f['batched'] / f['bf16']:.2f}× the batched ensemble in float32")  # fmt: skip
             out.append(f"- stage-2 step ({vs['discriminators']} video discriminators, batch {vs['batch']}, G_V over "
                        f"a frozen G_F): {v['batched']:.0f} ms; with the head as a grouped convolution (before) "
                        f"{v['conv-head']:.0f} ms = {v['conv-head'] / v['batched']:.2f}×")  # fmt: skip
+            if "bf16" in v:
+                out.append(f"- stage-2 step in bfloat16 (`--amp`): {v['bf16']:.0f} ms = "
+                           f"{v['conv-head'] / v['bf16']:.2f}× the step before the head rewrite, in float32 (goal 2×)")
         if rc:
             for name, x in rc["recipes"].items():
                 parts = " + ".join(f"{st['steps']:,} {st['kind']} ({st['minutes']:.0f} min)" for st in x["stages"])
