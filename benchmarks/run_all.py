@@ -123,8 +123,10 @@ def markdown(r: dict) -> str:
                        f"a frozen G_F): {v['batched']:.0f} ms; with the head as a grouped convolution (before) "
                        f"{v['conv-head']:.0f} ms = {v['conv-head'] / v['batched']:.2f}×")  # fmt: skip
             if "bf16" in v:
-                out.append(f"- stage-2 step in bfloat16 (`--amp`): {v['bf16']:.0f} ms = "
-                           f"{v['conv-head'] / v['bf16']:.2f}× the step before the head rewrite, in float32 (goal 2×)")
+                out.append(
+                    f"- stage-2 step in bfloat16 (`--amp`): {v['bf16']:.0f} ms = "
+                    f"{v['conv-head'] / v['bf16']:.2f}× the step before the head rewrite, in float32 (goal 2×)"
+                )
         if rc:
             for name, x in rc["recipes"].items():
                 parts = " + ".join(f"{st['steps']:,} {st['kind']} ({st['minutes']:.0f} min)" for st in x["stages"])
