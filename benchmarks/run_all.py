@@ -136,6 +136,10 @@ def markdown(r: dict) -> str:
                 )
             ratio = rc["shipped_over_before"]
             out.append(f"- shipped recipe / the one before: {ratio:.2f}× the wall time (goal ≤ 0.5×)")
+            before = rc["recipes"]["before"]["minutes"]
+            for name, x in rc["recipes"].items():
+                if name not in ("shipped", "before"):
+                    out.append(f"- {name} / the one before: {x['minutes'] / before:.2f}× the wall time")
         out.append("")
     return "\n".join(out)
 
