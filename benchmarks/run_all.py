@@ -116,7 +116,7 @@ def markdown(r: dict) -> str:
                        f"(goal 3×); with the head as a grouped convolution (before) {f['conv-head']:.0f} ms "
                        f"(medians of {s['repeats']}, round-robin)")  # fmt: skip
             if "bf16" in f:
-                out.append(f"- stage-1 step in bfloat16 (`--amp`, the `cpu` preset's arithmetic here): {f['bf16']:.0f} "
+                out.append(f"- stage-1 step in bfloat16 (`--amp`; the presets train in float32): {f['bf16']:.0f} "
                            f"ms = {f['loop'] / f['bf16']:.2f}× the loop in float32 (goal 3×), "
                            f"{f['batched'] / f['bf16']:.2f}× the batched ensemble in float32")  # fmt: skip
             out.append(f"- stage-2 step ({vs['discriminators']} video discriminators, batch {vs['batch']}, G_V over "
@@ -132,7 +132,9 @@ def markdown(r: dict) -> str:
                 parts = " + ".join(f"{st['steps']:,} {st['kind']} ({st['minutes']:.0f} min)" for st in x["stages"])
                 out.append(
                     f"- the `cpu` recipe, {name}: {parts} = {x['minutes']:.0f} min (time per step from "
-                    f"{rc['steps_timed']} steps of each kind through `training.run`; evaluations not counted)"
+                    f"{rc['steps_timed']} steps of each kind through `training.run`"
+                    + (f", taking turns in {rc['rounds']} rounds" if rc.get("rounds", 1) > 1 else "")
+                    + "; evaluations not counted)"
                 )
             ratio = rc["shipped_over_before"]
             out.append(f"- shipped recipe / the one before: {ratio:.2f}× the wall time (goal ≤ 0.5×)")

@@ -21,7 +21,7 @@ def test_recipe_times_each_kind_of_stage_through_the_training_loop(tmp_path):
     import recipe
 
     out = tmp_path / "recipe.json"
-    recipe.main(["--steps", "3", "--json", str(out)])
+    recipe.main(["--steps", "4", "--json", str(out)])
     result = json.loads(out.read_text())
     per_step, plan = result["ms_per_step"], recipe.recipes()
     assert set(plan) >= {"shipped", "before"} and not plan["before"][1]  # the one before: float32, as trained
