@@ -73,7 +73,7 @@ bench-data: venv-train
 	$(BIN)/python benchmarks/data_throughput.py
 
 bench-train: venv-train
-	$(BIN)/python benchmarks/ensemble_step.py --stage frames --variants batched,conv-head,loop,contiguous,compiled --steps 10
+	$(BIN)/python benchmarks/ensemble_step.py --stage frames --variants batched,conv-head,loop,contiguous,compiled,bf16 --steps 10
 	$(BIN)/python benchmarks/ensemble_step.py --stage video --steps 10
 
 # on a CUDA machine (make venv-train TORCH=torch, make venv-gpu): both stages' steps at the paper and cpu
