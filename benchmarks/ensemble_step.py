@@ -111,7 +111,7 @@ def build_video(variant: str):
         conv_head(disc)
     opt_g = make_optimizer(cfg.optimizer, [p for p in vg.parameters() if p.requires_grad], cfg.lr_g)
     opt_d = make_optimizer(cfg.optimizer, disc.parameters(), cfg.lr_d)
-    noisy = instance_noise(cfg.seed, 0, cfg.instance_noise, torch.device("cpu"))
+    noisy = instance_noise(cfg.seed, 0, cfg.instance_noise, CPU)
     return lambda: gan_step(VideoFrames(vg), disc, opt_g, opt_d, real, z, cfg.g_loss, amp(variant), noisy=noisy)
 
 

@@ -58,6 +58,11 @@ def recipes() -> dict[str, tuple[list[tuple[str, int]], bool]]:
     return out
 
 
+def kind_name(kind: str, bf16: bool) -> str:
+    """A kind of stage as timed and reported: its name, with ", bf16" where it runs under --amp."""
+    return f"{kind}, bf16" if bf16 else kind
+
+
 def data_file(folder: Path, balls: int) -> Path:
     out = folder / f"bb{balls}.npy"
     subprocess.run([sys.executable, "-m", "training.data", "--balls", str(balls), "--sequences", "500",
@@ -69,7 +74,7 @@ def data_file(folder: Path, balls: int) -> Path:
 def step_rates(kind: str, bf16: bool, steps: int, folder: Path, data: Path) -> list[float]:
     """Steps per second of one run of ``steps`` steps, per log window (the first, with start-up, left out)."""
     log_every = max(steps // 10, 1)
-    out = folder / (kind.replace(",", "").replace(" ", "-") + ("-bf16" if bf16 else ""))
+    out = folder / kind_name(kind, bf16).replace(",", "").replace(" ", "-")
     arithmetic = "--amp" if bf16 else "--no-amp"
     subprocess.run([sys.executable, "-m", "training.run", *KINDS[kind], arithmetic, "--data", str(data),
                     "--steps", str(steps),
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         rates: dict[str, list[float]] = {}
         for r in range(args.rounds):
             for kind, bf16 in timed:
-                name = f"{kind}, bf16" if bf16 else kind
+                name = kind_name(kind, bf16)
                 run = step_rates(kind, bf16, max(args.steps // args.rounds, 2), folder / f"round-{r}",
                                  data[1 if "1-ball" in kind else 3])  # fmt: skip
                 rates.setdefault(name, []).extend(run)
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: {v * 1000:.0f} ms per step", flush=True)
     result_recipes = {}
     for name, (stages, bf16) in plan.items():
-        rows = [{"kind": f"{k}, bf16" if bf16 else k, "steps": n} for k, n in stages]
+        rows = [{"kind": kind_name(k, bf16), "steps": n} for k, n in stages]
         for r in rows:
             r["minutes"] = r["steps"] * per_step[r["kind"]] / 60
         result_recipes[name] = {"stages": rows, "minutes": sum(r["minutes"] for r in rows), "bfloat16": bf16}

@@ -25,10 +25,10 @@ def test_recipe_times_each_kind_of_stage_through_the_training_loop(tmp_path):
     result = json.loads(out.read_text())
     per_step, plan = result["ms_per_step"], recipe.recipes()
     assert set(plan) >= {"shipped", "before"} and not plan["before"][1]  # the one before: float32, as trained
-    timed = {f"{k}, bf16" if bf16 else k for stages, bf16 in plan.values() for k, _ in stages}
+    timed = {recipe.kind_name(k, bf16) for stages, bf16 in plan.values() for k, _ in stages}
     assert set(per_step) == timed and all(v > 0 for v in per_step.values())
     for name, (stages, bf16) in plan.items():
-        minutes = sum(n * per_step[f"{kind}, bf16" if bf16 else kind] for kind, n in stages) / 60_000
+        minutes = sum(n * per_step[recipe.kind_name(kind, bf16)] for kind, n in stages) / 60_000
         assert result["recipes"][name]["minutes"] == pytest.approx(minutes)
     assert result["shipped_over_before"] == pytest.approx(
         result["recipes"]["shipped"]["minutes"] / result["recipes"]["before"]["minutes"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -92,10 +93,11 @@ def generator_lr(lr: float, ramp: int, updates: int) -> float:
     return lr * min(1.0, (max(updates, 0) + 1) / ramp)
 
 
+@functools.cache
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively: any CUDA device torch supports it on, or a CPU
     whose oneDNN kernels have bfloat16 instructions (AVX512-BF16, AMX); elsewhere bfloat16 is emulated
-    and slower than float32."""
+    and slower than float32. Asked once per device (autocast asks it several times a step)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
