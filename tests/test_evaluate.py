@@ -92,6 +92,7 @@ def test_pick_ranks_checkpoints_by_the_validation_score(smoke_runs, tmp_path, ca
         for variant in ("own", "swap"):
             parts = row[variant]
             assert 0 <= parts["teleport_rate"] <= 1 and 0 <= parts["unexplained_rate"] <= 1 and parts["mse"] >= 0
+            assert 0 <= parts["slowest_ratio"] <= parts["mse_ratio"]  # the slowest video is at most the mean
         assert row["score"] == pytest.approx(pick.score(row["own"]) + pick.score(row["swap"]))
     assert "| checkpoint |" in capsys.readouterr().out
     both = tmp_path / "pairs.json"  # two swap G_Fs: every pair scored, the own half measured once per G_V

@@ -3,14 +3,15 @@
     python -m training.pick --frames FRAMES_CKPT --swap-frames OTHER_FRAMES_CKPT [--swap-frames ...]
         VIDEO_CKPT [VIDEO_CKPT ...]
 
-Each video checkpoint's G_V runs over its own G_F (``--frames``) and, unchanged, over the swap's
-G_F (``--swap-frames``, e.g. a 1-ball G_F: the paper's Fig. 4). Given several swap G_Fs, every pair
+Each video checkpoint's G_V runs over its own G_F (``--frames``) and, unchanged, over the swap's G_F
+(``--swap-frames``, e.g. a 1-ball G_F: the paper's Fig. 4). Given several swap G_Fs, every pair
 (G_V, swap G_F) is scored, the own half measured once per G_V: the pair is picked together. On
 ``--videos`` generated and as many real videos per variant (evaluation seed ``--seed``: a tuning
-seed, not a report seed) the score is, summed over the two variants, teleport rate +
-unexplained-acceleration rate + |MSE / real MSE - 1| (lower is better): smooth motion at the real
-speed. Only physics and Table 1 enter it; the two-sample test stays an independent check of the
-pick. Prints a markdown table, best first.
+seed, not a report seed) the score is, summed over the two variants, teleport rate + unexplained-
+acceleration rate + |MSE / real MSE - 1| (lower is better): smooth motion at the real speed. Each
+half also reports its slowest video's MSE over the real mean (``slowest_ratio``; a frozen video
+shows below 0.5), outside the score. Only physics and Table 1 enter it; the two-sample test stays an
+independent check of the pick. Prints a markdown table, best first.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ def measure(source: Source, balls: int, seed: int, count: int) -> dict[str, floa
     real = to_signed(generate(count, balls, length=FRAMES, seed=seed + 11))
     videos, _ = source.videos(prior(np.random.default_rng([seed, 7]), count, source.latent))
     moves = motion.motion_report(videos, balls)
-    mse = float(metrics.consecutive_frame_mse(videos).mean())
+    each = metrics.consecutive_frame_mse(videos)
+    mse = float(each.mean())
     real_mse = float(metrics.consecutive_frame_mse(real).mean())
     return {
         "teleport_rate": moves["teleport_rate"],
         "unexplained_rate": moves["unexplained_rate"],
         "mse": mse,
         "mse_ratio": mse / real_mse,
+        "slowest_ratio": float(each.min()) / real_mse,  # a frozen video: below 0.5 (the issue's floor)
         "right_count": float((metrics.count_balls(videos) == balls).mean()),
     }
 
@@ -65,10 +68,11 @@ def pick(frames: Path, swaps: list[Path], videos: list[Path], seed: int, count: 
 def markdown(rows: list[dict[str, Any]]) -> str:
     def cell(p: dict[str, float]) -> str:
         return (f"{p['teleport_rate']:.1%} / {p['unexplained_rate']:.1%} / {p['mse_ratio']:.2f} / "
-                f"{p['right_count']:.1%}")  # fmt: skip
+                f"{p['right_count']:.1%} / {p['slowest_ratio']:.2f}")  # fmt: skip
 
     lines = [
-        "| checkpoint | own G_F: teleports / unexplained / MSE÷real / right count | swap G_F | swap: same | score |",
+        "| checkpoint | own G_F: teleports / unexplained / MSE÷real / right count / slowest÷real | swap G_F "
+        "| swap: same | score |",
         "|---|---|---|---|---|",
     ]
     lines += [
