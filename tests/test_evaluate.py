@@ -8,6 +8,9 @@ import sys
 import pytest
 from PIL import Image
 
+from balls import metrics
+from balls.pixels import to_signed
+from balls.sequences import generate
 from training.evaluate import main
 
 
@@ -33,6 +36,14 @@ def test_evaluate_writes_table_and_figures(smoke_runs, tmp_path, capsys):
     for key in ("motion", "motion_real"):
         assert {"teleport_rate", "unexplained_rate", "speed_w1", "energy_spread"} <= table[key].keys()
     assert table["motion_real"]["teleport_rate"] == 0 and table["motion_real"]["unexplained_rate"] == 0
+    for key in ("motion", "motion_real"):  # Table 1's metric and the count on the physics videos too
+        m = table[key]
+        assert 0 <= m["lowest_mse"] <= m["mse"] and 0 <= m["right_count"] <= 1
+    real_mse = metrics.consecutive_frame_mse(to_signed(generate(table["motion_videos"], table["balls"], length=30,
+                                                                seed=table["seed"] + 11)))  # fmt: skip
+    assert table["motion_real"]["mse"] == pytest.approx(real_mse.mean())
+    assert table["motion_real"]["lowest_mse"] == pytest.approx(real_mse.min())
+    assert table["motion_real"]["right_count"] > 0.8
     for v in ("video", "motion", "frame"):
         c = table["c2st"][v]
         assert 0 <= c["ci95"][0] <= c["accuracy"] <= c["ci95"][1] <= 1 and c["test_videos"] == 40

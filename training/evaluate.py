@@ -8,8 +8,9 @@ checkpoint: give the G_F that G_V was trained over for the model itself, or anot
 trained on 1 ball, for the paper's swap) or from an exported variant run in ONNX Runtime (no torch
 needed unless the two-sample test runs). Writes table1.json / table1.md (Table 1 on 30 videos,
 ``motion`` and ``motion_real``: the physics of balls.motion on ``--motion-videos`` generated and real
-videos, ``c2st``: training.c2st's held-out accuracies) and, with --out, fig3-strip.png,
-fig5-isomap.png and paths.png (tracked ball paths, real beside generated).
+videos, with Table 1's MSE (mean and slowest video) and the right-count fraction on those videos,
+``c2st``: training.c2st's held-out accuracies) and, with --out, fig3-strip.png, fig5-isomap.png and
+paths.png (tracked ball paths, real beside generated).
 """
 
 from __future__ import annotations
@@ -190,12 +191,21 @@ def physics(source: Source, balls: int, seed: int, count: int) -> dict[str, Any]
     rng = np.random.default_rng([seed, 7])
     real = to_signed(generate(count, balls, length=FRAMES, seed=seed + 11))
     reference = motion.speeds_of(to_signed(generate(count, balls, length=FRAMES, seed=seed + 12)), balls)
-    out = {"videos": count, "motion_real": motion.motion_report(real, balls, reference), "_real": real}
+    out = {"videos": count, "motion_real": {**motion.motion_report(real, balls, reference), **speed(real, balls)},
+           "_real": real}  # fmt: skip
     if source.videos is not None:
         generated, _ = source.videos(prior(rng, count, source.latent))
-        out["motion"] = motion.motion_report(generated, balls, reference)
+        out["motion"] = {**motion.motion_report(generated, balls, reference), **speed(generated, balls)}
         out["_generated"] = generated
     return out
+
+
+def speed(videos: np.ndarray, balls: int) -> dict[str, float]:
+    """Table 1's metric and the ball count on the physics videos (Table 1 itself has 30): the mean
+    consecutive-frame MSE, the slowest video's (a frozen video shows near 0), the right-count fraction."""
+    each = metrics.consecutive_frame_mse(videos)
+    return {"mse": float(each.mean()), "lowest_mse": float(each.min()),
+            "right_count": float((metrics.count_balls(videos) == balls).mean())}  # fmt: skip
 
 
 def two_sample(source: Source, balls: int, seed: int, protocol) -> dict[str, Any]:
@@ -281,15 +291,16 @@ def markdown(table: dict[str, Any]) -> str:
         f"Physics of the motion ({table['motion_videos']} videos each; balls.motion)",
         "",
         "| videos | teleport steps (> 4 px) | unexplained accelerations | speed W1 (px/frame) | energy spread "
-        "| mean speed |",
-        "|---|---|---|---|---|---|",
+        "| mean speed | consecutive-frame MSE (slowest video) | right ball count |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key, name in (("motion_real", "real"), ("motion", "generated")):
         if key in table:
             m = table[key]
             lines.append(
                 f"| {name} | {m['teleport_rate']:.1%} | {m['unexplained_rate']:.1%} | {m['speed_w1']:.3f} "
-                f"| {m['energy_spread']:.3f} | {m['mean_speed']:.2f} |"
+                f"| {m['energy_spread']:.3f} | {m['mean_speed']:.2f} "
+                + (f"| {m['mse']:.4f} ({m['lowest_mse']:.4f}) | {m['right_count']:.1%} |" if "mse" in m else "| | |")
             )
     if "c2st" in table:
         c = table["c2st"]
