@@ -38,11 +38,14 @@ KINDS = {
     "frames, clamped": ["--stage", "frames", "--preset", "cpu"],  # the preset's clamp in [6, 12]
     "frames, 1-ball fine-tune": ["--stage", "frames", "--preset", "cpu", "--balls", "1", "--init-frames", str(PARENT),
                                  "--jc-min", "12", "--jc-max", "18", "--jc-eps", "0.15"],
+    "frames, 1-ball fine-tune, wide discriminators": ["--stage", "frames", "--preset", "cpu", "--balls", "1",
+                                                      "--init-frames", str(PARENT), "--jc-min", "12", "--jc-max", "18",
+                                                      "--jc-eps", "0.15", "--d-width", "32"],
     "video": ["--stage", "video", "--preset", "cpu", "--frames-checkpoint", str(PARENT)],
 }  # fmt: skip
 
-# recipe: (kind, steps) per stage, and its arithmetic; docs/training-log.md #11 (before), #13-#14 and #16
-SHIPPED = [("frames, clamped", 7000), ("video", 1000), ("frames, 1-ball fine-tune", 2250)]
+# recipe: (kind, steps) per stage, and its arithmetic; docs/training-log.md #11 (before), #13, #16 and #17
+SHIPPED = [("frames, clamped", 7000), ("video", 1000), ("frames, 1-ball fine-tune, wide discriminators", 1750)]
 BEFORE = [("frames, unclamped", 16000), ("video", 1250), ("frames, 1-ball fine-tune", 3000)]
 
 
