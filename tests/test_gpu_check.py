@@ -38,4 +38,10 @@ def test_the_same_checks_run_on_a_cpu(tmp_path):
     md = run_all.gpu_markdown(tmp_path)
     assert "| smoke frames step (batch 8, K=4) |" in md and md.count("videos/s") >= 4 + 4
     assert run_all.gpu_markdown(tmp_path / "nothing") == ""
+    recipe = {"ms_per_step": {"video": 31.0}, "shipped_over_before": 0.5,
+              "recipes": {name: {"stages": [{"kind": "video", "steps": n}], "minutes": n * 31.0 / 60_000}
+                          for name, n in (("shipped", 1000), ("before", 2000))}}  # fmt: skip
+    (tmp_path / "recipe-gpu.json").write_text(json.dumps(recipe))
+    line = run_all.gpu_markdown(tmp_path).splitlines()[-1]  # the recipe timed there names its stages
+    assert "(1,000 video) 0.5 min" in line and "(2,000 video) 1.0 min (0.50×)" in line
     assert all(result["onnx"][b]["videos_per_s"] > 0 for b in ("1", "8", "32", "256"))
