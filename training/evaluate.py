@@ -191,16 +191,16 @@ def physics(source: Source, balls: int, seed: int, count: int) -> dict[str, Any]
     rng = np.random.default_rng([seed, 7])
     real = to_signed(generate(count, balls, length=FRAMES, seed=seed + 11))
     reference = motion.speeds_of(to_signed(generate(count, balls, length=FRAMES, seed=seed + 12)), balls)
-    out = {"videos": count, "motion_real": {**motion.motion_report(real, balls, reference), **speed(real, balls)},
-           "_real": real}  # fmt: skip
+    real_row = {**motion.motion_report(real, balls, reference), **mse_and_count(real, balls)}
+    out = {"videos": count, "motion_real": real_row, "_real": real}
     if source.videos is not None:
         generated, _ = source.videos(prior(rng, count, source.latent))
-        out["motion"] = {**motion.motion_report(generated, balls, reference), **speed(generated, balls)}
+        out["motion"] = {**motion.motion_report(generated, balls, reference), **mse_and_count(generated, balls)}
         out["_generated"] = generated
     return out
 
 
-def speed(videos: np.ndarray, balls: int) -> dict[str, float]:
+def mse_and_count(videos: np.ndarray, balls: int) -> dict[str, float]:
     """Table 1's metric and the ball count on the physics videos (Table 1 itself has 30): the mean
     consecutive-frame MSE, the slowest video's (a frozen video shows near 0), the right-count fraction."""
     each = metrics.consecutive_frame_mse(videos)
