@@ -32,17 +32,17 @@ from training.loop import native_bf16
 ROOT = Path(__file__).resolve().parent.parent
 PARENT = ROOT / "checkpoints" / "cpu-frames-3balls.pt"
 
+# the swap's fine-tune from the shipped 3-ball G_F (docs/training-log.md #14)
+FINE_TUNE = ["--stage", "frames", "--preset", "cpu", "--balls", "1", "--init-frames", str(PARENT),
+             "--jc-min", "12", "--jc-max", "18", "--jc-eps", "0.15"]  # fmt: skip
 # kind of stage: the flags of `python -m training.run` (data and output added per run)
 KINDS = {
     "frames, unclamped": ["--stage", "frames", "--preset", "cpu", "--jacobian-clamp", "0"],
     "frames, clamped": ["--stage", "frames", "--preset", "cpu"],  # the preset's clamp in [6, 12]
-    "frames, 1-ball fine-tune": ["--stage", "frames", "--preset", "cpu", "--balls", "1", "--init-frames", str(PARENT),
-                                 "--jc-min", "12", "--jc-max", "18", "--jc-eps", "0.15"],
-    "frames, 1-ball fine-tune, wide discriminators": ["--stage", "frames", "--preset", "cpu", "--balls", "1",
-                                                      "--init-frames", str(PARENT), "--jc-min", "12", "--jc-max", "18",
-                                                      "--jc-eps", "0.15", "--d-width", "32"],
+    "frames, 1-ball fine-tune": FINE_TUNE,
+    "frames, 1-ball fine-tune, wide discriminators": [*FINE_TUNE, "--d-width", "32"],  # #17
     "video": ["--stage", "video", "--preset", "cpu", "--frames-checkpoint", str(PARENT)],
-}  # fmt: skip
+}
 
 # recipe: (kind, steps) per stage, and its arithmetic; docs/training-log.md #11 (before), #13, #16 and #17
 SHIPPED = [("frames, clamped", 7000), ("video", 1000), ("frames, 1-ball fine-tune, wide discriminators", 1750)]

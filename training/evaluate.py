@@ -299,8 +299,8 @@ def markdown(table: dict[str, Any]) -> str:
             m = table[key]
             lines.append(
                 f"| {name} | {m['teleport_rate']:.1%} | {m['unexplained_rate']:.1%} | {m['speed_w1']:.3f} "
-                f"| {m['energy_spread']:.3f} | {m['mean_speed']:.2f} "
-                + (f"| {m['mse']:.4f} ({m['lowest_mse']:.4f}) | {m['right_count']:.1%} |" if "mse" in m else "| | |")
+                f"| {m['energy_spread']:.3f} | {m['mean_speed']:.2f} | {m['mse']:.4f} ({m['lowest_mse']:.4f}) "
+                f"| {m['right_count']:.1%} |"
             )
     if "c2st" in table:
         c = table["c2st"]
