@@ -87,6 +87,30 @@ def test_swap_puts_the_other_frame_generator_under_the_same_sequence_generator(s
     np.testing.assert_allclose(swap_video, expected, atol=1e-4)  # ... drawn by the 1-ball G_F
 
 
+def test_a_looking_sequence_generator_keeps_its_eye_under_the_swap(smoke_runs, tmp_path):
+    from training.run import main as train
+
+    common = ["--preset", "smoke", "--no-progress", "--steps", "2", "--data", "stream", "--stage", "video"]
+    train([*common, "--frames-checkpoint", str(smoke_runs["frames"]), "--zf-path", "residual", "--zf-look",
+           "--out", str(tmp_path / "run")])  # fmt: skip
+    video = tmp_path / "run" / "video" / "latest.pt"
+    export_variant(smoke_runs["frames"], video, "3balls", tmp_path / "models")
+    export_variant(smoke_runs["frames"], video, "1ball-swap", tmp_path / "models", swap_frames=smoke_runs["frames1"])
+    z = np.random.default_rng(2).standard_normal((3, 100)).astype(np.float32)
+    own_video, own_zf = run_onnx(tmp_path / "models" / "3balls-video.onnx", z)
+    swap_video, swap_zf = run_onnx(tmp_path / "models" / "1ball-swap-video.onnx", z)
+    # G_V sees its path through the G_F it was trained over in both files: the same path, two renderings
+    np.testing.assert_allclose(swap_zf, own_zf, atol=1e-5)
+    gf1, _, _ = load_frame_generator(smoke_runs["frames1"])
+    with torch.no_grad():
+        expected = gf1(torch.from_numpy(swap_zf.reshape(-1, 100)))[:, 0].view(3, 30, 30, 30).numpy()
+    np.testing.assert_allclose(swap_video, expected, atol=1e-4)
+    gf3, _, _ = load_frame_generator(smoke_runs["frames"])
+    with torch.no_grad():
+        drawn = gf3(torch.from_numpy(own_zf.reshape(-1, 100)))[:, 0].view(3, 30, 30, 30).numpy()
+    np.testing.assert_allclose(own_video, drawn, atol=1e-4)
+
+
 def test_export_refuses_a_model_that_fails_parity(smoke_runs, tmp_path, monkeypatch):
     real_forward = VideoGenerator.forward
 

@@ -22,7 +22,7 @@ def test_paper_sizes_match_design():
     assert cfg.d_count == 48 and cfg.batch == 64 and cfg.lr_g == 3e-4 and cfg.optimizer == "rmsprop"
     vcfg = make_config("video", "paper")
     assert vcfg.d_count == 16 and vcfg.batch == 8 and vcfg.lr_g == 2e-4 and vcfg.epochs == 15
-    gv = build_sequence_generator(vcfg, 100)
+    gv = build_sequence_generator(vcfg, build_frame_generator(cfg))
     assert gv.lstm.num_layers == 2 and gv.lstm.bidirectional and gv.lstm.hidden_size == 256
     assert [m.out_features for m in gv.encoder if isinstance(m, torch.nn.Linear)] == [512, 1024, 2048, 3840]
 
@@ -36,7 +36,7 @@ def test_shapes_of_every_preset(preset):
         assert frames.shape == (2, 1, 30, 30) and frames.abs().max() <= 1
         if preset != "paper":  # the paper's video discriminators are large for a CPU test
             assert build_discriminators(fcfg, "frame")(frames).shape == (2, fcfg.d_count)
-            video, zf = VideoGenerator(build_sequence_generator(vcfg, fcfg.latent), gf).eval()(torch.randn(3, 100))
+            video, zf = VideoGenerator(build_sequence_generator(vcfg, gf), gf).eval()(torch.randn(3, 100))
             assert video.shape == (3, vcfg.video_length, 30, 30) and zf.shape == (3, vcfg.video_length, fcfg.latent)
             assert build_discriminators(vcfg, "video")(video).shape == (3, vcfg.d_count)
 
@@ -160,6 +160,48 @@ def test_residual_path_starts_at_z_v_and_takes_bounded_steps(tmp_path):
         SequenceGenerator(path="residual", **{**opts, "latent": 8})
     with pytest.raises(ValueError, match="path must be"):
         SequenceGenerator(path="spiral", **opts)
+
+
+def test_looking_path_sees_its_frames_and_exports(tmp_path):
+    from export.onnx_export import _export, check
+
+    opts = dict(latent=16, frame_latent=16, frames=6, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+
+    def eye_of(seed: int) -> FrameGenerator:  # weights far from DCGAN's small init: frames that vary with z
+        gf = FrameGenerator(latent=16, width=8).eval()
+        with torch.no_grad():
+            for p in gf.parameters():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)) * 0.5)
+        return gf
+
+    eye = eye_of(0)
+    gv = SequenceGenerator(path="residual", step=0.05, look=True, **opts)
+    with pytest.raises(RuntimeError, match="attach_eye"):
+        gv(torch.randn(2, 16))
+    gv.attach_eye(eye).train()
+    assert not eye.training  # the eye stays frozen in eval mode when G_V trains
+    z = torch.randn(5, 16)
+    zf = gv(z)
+    assert zf.shape == (5, 6, 16) and torch.equal(zf[:, 0], z)
+    steps = (zf[:, 1:] - zf[:, :-1]).abs()
+    assert 0 < steps.max() <= 2 * 0.05 + 1e-6  # the seen pace scales a residual step by at most 2
+    zf.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gv.look.parameters())
+    assert gv.pace.weight.grad.abs().sum() > 0 and all(p.grad is None for p in eye.parameters())
+    # what it sees matters: another eye, another path from the same weights
+    other = SequenceGenerator(path="residual", step=0.05, look=True, **opts).attach_eye(eye_of(1))
+    other.load_state_dict(gv.state_dict())  # a looking G_V's state holds its eye
+    assert torch.equal(other.eval()(z), gv.eval()(z))
+    other.attach_eye(eye_of(1)).eval()
+    gv.eval()
+    assert not torch.allclose(gv(z), other(z))
+    path = tmp_path / "gv.onnx"
+    _export(gv, 16, ["z_f"], path)
+    assert check(gv, path, 16) < 1e-4  # the unrolled loop through G_F runs the same in ONNX Runtime
+    with pytest.raises(ValueError, match="residual path"):
+        SequenceGenerator(path="steady", look=True, **opts)
+    with pytest.raises(ValueError, match="look=True"):
+        SequenceGenerator(path="residual", **opts).attach_eye(eye)
 
 
 def test_steady_path_takes_steps_of_one_length_per_video(tmp_path):

@@ -399,6 +399,25 @@ def test_residual_path_trains_and_resumes(tmp_path):
     assert ckpt["config"]["zf_path"] == "residual" and ckpt["step"] == 4
 
 
+def test_looking_path_trains_resumes_and_loads_with_its_eye(tmp_path, capsys):
+    from training.build import load_sequence_generator, same_state
+
+    run(tmp_path / "gf", "--stage", "frames", "--steps", "2")
+    video = ["--stage", "video", "--frames-checkpoint", str(tmp_path / "gf" / "frames" / "latest.pt"),
+             "--zf-path", "residual", "--zf-look"]  # fmt: skip
+    run(tmp_path / "a", *video, "--steps", "4")
+    assert "zf_look (G_V sees its frames)" in capsys.readouterr().out
+    run(tmp_path / "b", *video, "--steps", "2")
+    run(tmp_path / "b", *video, "--steps", "4", "--resume")
+    a, b = (checkpoint.load(p / "video" / "latest.pt") for p in (tmp_path / "a", tmp_path / "b"))
+    assert_same_state(a["generator"], b["generator"])
+    gv, cfg, ckpt = load_sequence_generator(tmp_path / "a" / "video" / "latest.pt")
+    assert cfg.zf_look and same_state(gv.eye.state_dict(), ckpt["frames_generator"])  # its eye: the frozen G_F
+    assert not any(p.requires_grad for p in gv.eye.parameters())
+    with pytest.raises(SystemExit, match="zf_look needs zf_path residual"):
+        run(tmp_path / "c", *video[:-3], "--zf-look")
+
+
 def test_init_frames_fine_tunes_from_another_g_f(tmp_path, capsys):
     run(tmp_path / "parent", "--stage", "frames", "--data", "stream")
     parent = tmp_path / "parent" / "frames" / "latest.pt"

@@ -20,14 +20,16 @@ def build_frame_generator(cfg: FramesConfig) -> FrameGenerator:
         return FrameGenerator(latent=cfg.latent, width=cfg.g_width)
 
 
-def build_sequence_generator(cfg: VideoConfig, frame_latent: int) -> SequenceGenerator:
+def build_sequence_generator(cfg: VideoConfig, frames: FrameGenerator) -> SequenceGenerator:
+    """G_V for the frozen G_F ``frames`` (its latent size; a looking G_V's eye)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
-        return SequenceGenerator(
-            latent=cfg.latent, frame_latent=frame_latent, frames=cfg.video_length, fc=cfg.fc,
+        gv = SequenceGenerator(
+            latent=cfg.latent, frame_latent=frames.latent, frames=cfg.video_length, fc=cfg.fc,
             seq_features=cfg.seq_features, lstm_hidden=cfg.lstm_hidden, lstm_layers=cfg.lstm_layers,
-            out_scale=cfg.zf_scale, sphere=cfg.zf_sphere, path=cfg.zf_path, step=cfg.zf_step,
+            out_scale=cfg.zf_scale, sphere=cfg.zf_sphere, path=cfg.zf_path, step=cfg.zf_step, look=cfg.zf_look,
         )  # fmt: skip
+    return gv.attach_eye(frames) if cfg.zf_look else gv
 
 
 def build_discriminators(cfg: StageConfig, kind: str) -> DiscriminatorEnsemble:
@@ -57,7 +59,10 @@ def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, VideoConfig,
     it was trained over, under "frames_generator")."""
     ckpt = checkpoint.load(path, stage=VIDEO)
     cfg = config_from_dict(VIDEO, ckpt["config"])
-    gv = build_sequence_generator(cfg, ckpt["frames_config"]["latent"])
+    frames_cfg = config_from_dict(FRAMES, ckpt["frames_config"])
+    gf = FrameGenerator(latent=frames_cfg.latent, width=frames_cfg.g_width)
+    gf.load_state_dict(ckpt["frames_generator"])
+    gv = build_sequence_generator(cfg, gf)
     gv.load_state_dict(checkpoint.generator_weights(ckpt))
     return gv.eval(), cfg, ckpt
 

@@ -165,6 +165,11 @@ class VideoConfig(StageConfig):
         0.1,
         "largest change per coordinate and frame of a residual path; steady: the step length's bound / sqrt(latent)",
     )
+    zf_look: bool = _f(
+        False,
+        "residual path only: G_V sees each frame its path renders on the frozen G_F (and its change) and "
+        "scales its next step by what it saw",
+    )
     d_inputs: str = _f(
         "frames", f"what each video discriminator sees: {', '.join(D_INPUTS)} (frame differences; paper: frames)"
     )
@@ -187,6 +192,8 @@ class VideoConfig(StageConfig):
             raise ValueError(f"zf_path must be one of {ZF_PATHS}, not {self.zf_path!r}")
         if self.zf_step <= 0:
             raise ValueError(f"zf_step must be positive, got {self.zf_step}")
+        if self.zf_look and self.zf_path != "residual":
+            raise ValueError(f"zf_look needs zf_path residual, not {self.zf_path!r}")
         if self.d_inputs not in D_INPUTS:
             raise ValueError(f"d_inputs must be one of {D_INPUTS}, not {self.d_inputs!r}")
 

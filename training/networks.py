@@ -78,6 +78,14 @@ class SequenceGenerator(nn.Module):
     sigmoid(speed(mean_t h_t)) the video's speed in z (at most what a residual path's largest step
     can be). Real balls keep their speed between contacts (the data's total kinetic energy never
     changes): a G_V that cannot speed up or slow down in z is pushed toward that, not made to.
+
+    ``look=True`` (not the paper's; residual path only) closes the loop: G_V sees what its steps do.
+    The frozen G_F it is trained over (``attach_eye``) renders each frame of the path as it is
+    written, and the length of the next step is scaled by 2 * sigmoid(pace([h_t, e_t])), where e_t is
+    a small convolutional encoding of the last frame and of its change from the frame before. An
+    open-loop G_V cannot know how far a step in z moves the balls (G_F's gain varies along its path,
+    docs/training-log.md #13 and #17); one that sees the frames can learn to step further where they
+    barely change. Only the discriminators' loss trains it, as any other G_V.
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class SequenceGenerator(nn.Module):
         sphere: bool = False,
         path: str = "absolute",
         step: float = 0.1,
+        look: bool = False,
     ) -> None:
         super().__init__()
         if path not in ("absolute", "residual", "steady"):
@@ -102,6 +111,8 @@ class SequenceGenerator(nn.Module):
             raise ValueError(
                 f"a residual path starts at z_v: latent ({latent}) must equal frame_latent ({frame_latent})"
             )
+        if look and path != "residual":
+            raise ValueError(f"a G_V that looks at its frames writes a residual path, not {path!r}")
         self.frames, self.seq_features, self.out_scale = frames, seq_features, out_scale
         self.path, self.step = path, step
         self.radius = out_scale * frame_latent**0.5 if sphere else None
@@ -113,13 +124,35 @@ class SequenceGenerator(nn.Module):
         self.lstm = nn.LSTM(seq_features, lstm_hidden, lstm_layers, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * lstm_hidden, frame_latent)
         self.speed = nn.Linear(2 * lstm_hidden, 1) if path == "steady" else None
+        # look: (B, 2, 30, 30), the last frame and its change -> (B, 32)
+        look_layers = [nn.Conv2d(2, 16, 4, 2, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(16, 32, 4, 2, 1),
+                       nn.LeakyReLU(0.2, True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # fmt: skip
+        self.look = nn.Sequential(*look_layers) if look else None
+        self.pace = nn.Linear(2 * lstm_hidden + 32, 1) if look else None
+        self.eye: FrameGenerator | None = None
         dcgan_init(self)
+
+    def attach_eye(self, frames: FrameGenerator) -> SequenceGenerator:
+        """The frozen G_F that a looking G_V sees its path through (the one it is trained over; it
+        stays that one when the video model renders with another G_F, as in the paper's swap)."""
+        if self.look is None:
+            raise ValueError("only a G_V built with look=True has an eye")
+        self.eye = frames.requires_grad_(False).eval()
+        return self
+
+    def train(self, mode: bool = True) -> SequenceGenerator:
+        super().train(mode)
+        if self.eye is not None:
+            self.eye.eval()  # frozen: its batch-norm statistics never move
+        return self
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.encoder(z).view(-1, self.frames, self.seq_features)  # (B, T, seq_features)
         h, _ = self.lstm(h)  # (B, T, 2 * hidden)
         if self.path == "residual":
             steps = self.step * torch.tanh(self.head(h[:, 1:]))  # (B, T-1, frame_latent)
+            if self.look is not None:
+                return self._looking_path(z, h, steps)
             return torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1)
         if self.path == "steady":
             u = self.head(h[:, 1:])  # (B, T-1, frame_latent): the directions
@@ -130,6 +163,21 @@ class SequenceGenerator(nn.Module):
         if self.radius is not None:
             return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6))
         return zf * self.out_scale
+
+    def _looking_path(self, z: torch.Tensor, h: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        if self.eye is None or self.pace is None:
+            raise RuntimeError("a looking G_V needs its G_F: call attach_eye first")
+        path = [z]
+        frame = self.eye(z)  # (B, 1, H, W)
+        change = torch.zeros_like(frame)
+        for t in range(steps.shape[1]):
+            seen = self.look(torch.cat([frame, change], dim=1))  # (B, 32)
+            scale = 2 * torch.sigmoid(self.pace(torch.cat([h[:, t + 1], seen], dim=-1)))  # (B, 1)
+            path.append(path[-1] + scale * steps[:, t])
+            if t + 1 < steps.shape[1]:
+                new = self.eye(path[-1])
+                frame, change = new, new - frame
+        return torch.stack(path, dim=1)
 
 
 class VideoGenerator(nn.Module):

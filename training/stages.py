@@ -111,7 +111,7 @@ def video_stage(
     frame_generator: tuple[FrameGenerator, FramesConfig, dict[str, Any]],
 ) -> Stage:
     gf, gf_cfg, source = frame_generator
-    gv = build_sequence_generator(cfg, gf_cfg.latent)
+    gv = build_sequence_generator(cfg, gf)
     vg = VideoGenerator(gv, gf).to(device)
     disc = build_discriminators(cfg, "video").to(device)
     z_eval = fixed_noise(cfg.seed, EVAL_VIDEOS, cfg.latent, device)
@@ -155,7 +155,7 @@ def describe(stage: Stage, data_desc: str) -> str:
     per_d = parameter_count(stage.disc) // cfg.d_count
     lines = [
         f"[{stage.name}] preset={cfg.preset} balls={cfg.balls} device={stage.device} seed={cfg.seed}",
-        f"  generator: {parameter_count(stage.generator):,} trained parameters",
+        f"  generator: {sum(p.numel() for p in stage.generator.parameters() if p.requires_grad):,} trained parameters",
         f"  discriminators: {cfg.d_count} x {per_d:,} parameters (+ fixed projections)",
         f"  plan: {cfg.total_steps:,} steps of batch {cfg.batch}, {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d}, "
         f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}, instance_noise={cfg.instance_noise}, "
@@ -168,6 +168,7 @@ def describe(stage: Stage, data_desc: str) -> str:
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
         + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
         + (f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else "")
+        + (", zf_look (G_V sees its frames)" if getattr(cfg, "zf_look", False) else "")
         + (f", d_inputs={cfg.d_inputs}" if getattr(cfg, "d_inputs", "frames") != "frames" else "")
         + (f", ema={cfg.ema}" if cfg.ema else "")
         + (", " + precision(cfg, stage.device)),
