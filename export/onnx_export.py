@@ -15,6 +15,7 @@ ONNX Runtime, or nothing is written.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -38,7 +39,7 @@ from export.subpixel import rewrite
 from training import checkpoint
 from training.build import load_frame_generator, load_sequence_generator, same_state
 from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, flags_of
-from training.networks import FrameGenerator, VideoGenerator
+from training.networks import FrameGenerator, SequenceGenerator, VideoGenerator
 
 OPSET = 17
 SHIPPED = Path(__file__).resolve().parent.parent / "models"  # the models this repository ships
@@ -191,9 +192,10 @@ def export_variant(
             written, folder = forms[form], Path(tmp) / form
             folder.mkdir()
             staged[form] = {}
+            sequence = _with_eye(gv, written, swap_frames is None, form)
             for kind, module, export, outputs in (
                 ("frames", _FramesOnly(gf).eval(), _FramesOnly(written).eval(), ["frames"]),
-                ("video", video_model, VideoGenerator(gv, written).eval(), ["video", "z_frames"]),
+                ("video", video_model, VideoGenerator(sequence, written).eval(), ["video", "z_frames"]),
             ):
                 path = folder / f"{name}-{kind}.onnx"
                 _export(export, gf_cfg.latent, outputs, path)
@@ -218,6 +220,18 @@ def export_variant(
         entry["training"]["swapped_frames"] = training_record(used_cfg, used_source["step"])
     card.record(out, name, entry, make_default)
     return entry
+
+
+def _with_eye(gv: SequenceGenerator, written: nn.Module, own: bool, form: str) -> SequenceGenerator:
+    """The G_V to export beside the G_F ``written`` (in the form being exported). A looking G_V keeps
+    seeing through the G_F it was trained over: without a swap that is ``written`` itself, so the video
+    model draws each frame once; under a swap its own eye, in the same form as ``written``."""
+    if gv.eye is None:
+        return gv
+    out = copy.deepcopy(gv)
+    if own:
+        return out.attach_eye(written)
+    return out.attach_eye(rewrite(gv.eye) if form == "subpixel" else gv.eye)
 
 
 def training_record(cfg: StageConfig, step: int | None = None) -> dict[str, Any]:

@@ -179,6 +179,9 @@ def test_looking_path_sees_its_frames_and_exports(tmp_path):
     with pytest.raises(RuntimeError, match="attach_eye"):
         gv(torch.randn(2, 16))
     gv.attach_eye(eye).train()
+    with torch.no_grad():  # a pace that depends on what it sees more than DCGAN's small init lets it
+        for p in [*gv.look.parameters(), *gv.pace.parameters()]:
+            p.normal_(0.0, 0.1)
     assert not eye.training  # the eye stays frozen in eval mode when G_V trains
     z = torch.randn(5, 16)
     zf = gv(z)

@@ -147,44 +147,48 @@ class SequenceGenerator(nn.Module):
         return self
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.walk(z)[0]
+
+    def walk(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z_F (B, T, frame_latent), and the frames (B, T, H, W) the eye drew of it (a looking G_V;
+        None otherwise): a video model whose G_F is the eye uses those instead of drawing them again."""
         h = self.encoder(z).view(-1, self.frames, self.seq_features)  # (B, T, seq_features)
         h, _ = self.lstm(h)  # (B, T, 2 * hidden)
         if self.path == "residual":
             steps = self.step * torch.tanh(self.head(h[:, 1:]))  # (B, T-1, frame_latent)
             if self.look is not None:
                 return self._looking_path(z, h, steps)
-            return torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1)
+            return torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1), None
         if self.path == "steady":
             u = self.head(h[:, 1:])  # (B, T-1, frame_latent): the directions
             u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-6)
             r = self.step * u.shape[-1] ** 0.5 * torch.sigmoid(self.speed(h.mean(dim=1)))  # (B, 1): speed in z
-            return torch.cat([z[:, None], z[:, None] + torch.cumsum(r[:, None] * u, dim=1)], dim=1)
+            return torch.cat([z[:, None], z[:, None] + torch.cumsum(r[:, None] * u, dim=1)], dim=1), None
         zf = torch.tanh(self.head(h))  # (B, T, frame_latent)
         if self.radius is not None:
-            return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6))
-        return zf * self.out_scale
+            return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6)), None
+        return zf * self.out_scale, None
 
-    def _looking_path(self, z: torch.Tensor, h: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    def _looking_path(self, z: torch.Tensor, h: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.eye is None or self.pace is None:
             raise RuntimeError("a looking G_V needs its G_F: call attach_eye first")
-        path = [z]
-        frame = self.eye(z)  # (B, 1, H, W)
-        change = torch.zeros_like(frame)
+        path, drawn = [z], [self.eye(z)]  # drawn: (B, 1, H, W) each
+        change = torch.zeros_like(drawn[0])
         for t in range(steps.shape[1]):
-            seen = self.look(torch.cat([frame, change], dim=1))  # (B, 32)
+            seen = self.look(torch.cat([drawn[-1], change], dim=1))  # (B, 32)
             scale = 2 * torch.sigmoid(self.pace(torch.cat([h[:, t + 1], seen], dim=-1)))  # (B, 1)
             path.append(path[-1] + scale * steps[:, t])
-            if t + 1 < steps.shape[1]:
-                new = self.eye(path[-1])
-                frame, change = new, new - frame
-        return torch.stack(path, dim=1)
+            drawn.append(self.eye(path[-1]))
+            change = drawn[-1] - drawn[-2]
+        return torch.stack(path, dim=1), torch.cat(drawn, dim=1)
 
 
 class VideoGenerator(nn.Module):
     """G_V followed by the frame generator: z_v (B, latent) -> (video (B, T, 30, 30), z_F (B, T, latent)).
 
     The frame generator is frozen: no gradients for its weights, and it stays in eval mode (its
-    batch-norm statistics never move) whatever mode this module is put in.
+    batch-norm statistics never move) whatever mode this module is put in. When it is the eye of a
+    looking G_V, the frames the eye drew along the path are the video (not drawn twice).
     """
 
     def __init__(self, sequence: SequenceGenerator, frames: FrameGenerator) -> None:
@@ -198,7 +202,9 @@ class VideoGenerator(nn.Module):
         return self
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zf = self.sequence(z)  # (B, T, latent)
+        zf, drawn = self.sequence.walk(z)  # (B, T, latent); a looking G_V's frames as its eye drew them
+        if drawn is not None and self.sequence.eye is self.frames:
+            return drawn, zf
         t, size = self.sequence.frames, FrameGenerator.size  # static sizes: fixed shapes in ONNX
         frames = self.frames(zf.reshape(-1, zf.shape[-1]))  # (B*T, 1, H, W)
         return frames.view(-1, t, size, size), zf
