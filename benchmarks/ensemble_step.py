@@ -105,8 +105,7 @@ def build_video(variant: str):
     gen = torch.Generator().manual_seed(0)
     real = torch.rand(cfg.batch, cfg.video_length, 30, 30, generator=gen) * 2 - 1
     z = torch.randn(cfg.batch, cfg.latent, generator=gen)
-    gf = build_frame_generator(fcfg)
-    vg = VideoGenerator(build_sequence_generator(cfg, gf), gf)
+    vg = VideoGenerator(build_sequence_generator(cfg, fcfg.latent), build_frame_generator(fcfg))
     disc = build_discriminators(cfg, "video")
     if variant == "conv-head":
         conv_head(disc)

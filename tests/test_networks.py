@@ -22,7 +22,7 @@ def test_paper_sizes_match_design():
     assert cfg.d_count == 48 and cfg.batch == 64 and cfg.lr_g == 3e-4 and cfg.optimizer == "rmsprop"
     vcfg = make_config("video", "paper")
     assert vcfg.d_count == 16 and vcfg.batch == 8 and vcfg.lr_g == 2e-4 and vcfg.epochs == 15
-    gv = build_sequence_generator(vcfg, build_frame_generator(cfg))
+    gv = build_sequence_generator(vcfg, 100)
     assert gv.lstm.num_layers == 2 and gv.lstm.bidirectional and gv.lstm.hidden_size == 256
     assert [m.out_features for m in gv.encoder if isinstance(m, torch.nn.Linear)] == [512, 1024, 2048, 3840]
 
@@ -36,7 +36,7 @@ def test_shapes_of_every_preset(preset):
         assert frames.shape == (2, 1, 30, 30) and frames.abs().max() <= 1
         if preset != "paper":  # the paper's video discriminators are large for a CPU test
             assert build_discriminators(fcfg, "frame")(frames).shape == (2, fcfg.d_count)
-            video, zf = VideoGenerator(build_sequence_generator(vcfg, gf), gf).eval()(torch.randn(3, 100))
+            video, zf = VideoGenerator(build_sequence_generator(vcfg, fcfg.latent), gf).eval()(torch.randn(3, 100))
             assert video.shape == (3, vcfg.video_length, 30, 30) and zf.shape == (3, vcfg.video_length, fcfg.latent)
             assert build_discriminators(vcfg, "video")(video).shape == (3, vcfg.d_count)
 

@@ -400,7 +400,7 @@ def test_residual_path_trains_and_resumes(tmp_path):
 
 
 def test_looking_path_trains_resumes_and_loads_with_its_eye(tmp_path, capsys):
-    from training.build import load_sequence_generator, same_state
+    from training.build import build_sequence_generator, load_sequence_generator, same_state
 
     run(tmp_path / "gf", "--stage", "frames", "--steps", "2")
     video = ["--stage", "video", "--frames-checkpoint", str(tmp_path / "gf" / "frames" / "latest.pt"),
@@ -414,6 +414,8 @@ def test_looking_path_trains_resumes_and_loads_with_its_eye(tmp_path, capsys):
     gv, cfg, ckpt = load_sequence_generator(tmp_path / "a" / "video" / "latest.pt")
     assert cfg.zf_look and same_state(gv.eye.state_dict(), ckpt["frames_generator"])  # its eye: the frozen G_F
     assert not any(p.requires_grad for p in gv.eye.parameters())
+    with pytest.raises(ValueError, match="give eye"):
+        build_sequence_generator(cfg, 100)  # a looking G_V is never built blind
     with pytest.raises(SystemExit, match="zf_look needs zf_path residual"):
         run(tmp_path / "c", *video[:-3], "--zf-look")
 

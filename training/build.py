@@ -20,16 +20,21 @@ def build_frame_generator(cfg: FramesConfig) -> FrameGenerator:
         return FrameGenerator(latent=cfg.latent, width=cfg.g_width)
 
 
-def build_sequence_generator(cfg: VideoConfig, frames: FrameGenerator) -> SequenceGenerator:
-    """G_V for the frozen G_F ``frames`` (its latent size; a looking G_V's eye)."""
+def build_sequence_generator(
+    cfg: VideoConfig, frame_latent: int, eye: FrameGenerator | None = None
+) -> SequenceGenerator:
+    """G_V for a frozen G_F of latent size ``frame_latent``; a looking G_V (``--zf-look``) also needs
+    that G_F itself, its ``eye``."""
+    if cfg.zf_look and eye is None:
+        raise ValueError("a looking G_V (zf_look) is built with the G_F it sees through: give eye")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
         gv = SequenceGenerator(
-            latent=cfg.latent, frame_latent=frames.latent, frames=cfg.video_length, fc=cfg.fc,
+            latent=cfg.latent, frame_latent=frame_latent, frames=cfg.video_length, fc=cfg.fc,
             seq_features=cfg.seq_features, lstm_hidden=cfg.lstm_hidden, lstm_layers=cfg.lstm_layers,
             out_scale=cfg.zf_scale, sphere=cfg.zf_sphere, path=cfg.zf_path, step=cfg.zf_step, look=cfg.zf_look,
         )  # fmt: skip
-    return gv.attach_eye(frames) if cfg.zf_look else gv
+    return gv.attach_eye(eye) if eye is not None and cfg.zf_look else gv
 
 
 def build_discriminators(cfg: StageConfig, kind: str) -> DiscriminatorEnsemble:
@@ -60,9 +65,11 @@ def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, VideoConfig,
     ckpt = checkpoint.load(path, stage=VIDEO)
     cfg = config_from_dict(VIDEO, ckpt["config"])
     frames_cfg = config_from_dict(FRAMES, ckpt["frames_config"])
-    gf = FrameGenerator(latent=frames_cfg.latent, width=frames_cfg.g_width)
-    gf.load_state_dict(ckpt["frames_generator"])
-    gv = build_sequence_generator(cfg, gf)
+    eye = None
+    if cfg.zf_look:  # its eye: the G_F it was trained over, which the checkpoint holds
+        eye = FrameGenerator(latent=frames_cfg.latent, width=frames_cfg.g_width)
+        eye.load_state_dict(ckpt["frames_generator"])
+    gv = build_sequence_generator(cfg, frames_cfg.latent, eye)
     gv.load_state_dict(checkpoint.generator_weights(ckpt))
     return gv.eval(), cfg, ckpt
 

@@ -111,7 +111,7 @@ def video_stage(
     frame_generator: tuple[FrameGenerator, FramesConfig, dict[str, Any]],
 ) -> Stage:
     gf, gf_cfg, source = frame_generator
-    gv = build_sequence_generator(cfg, gf)
+    gv = build_sequence_generator(cfg, gf_cfg.latent, gf)
     vg = VideoGenerator(gv, gf).to(device)
     disc = build_discriminators(cfg, "video").to(device)
     z_eval = fixed_noise(cfg.seed, EVAL_VIDEOS, cfg.latent, device)
