@@ -211,6 +211,9 @@ def test_steady_path_takes_steps_of_one_length_per_video(tmp_path):
     from export.onnx_export import _export, check
 
     opts = dict(latent=16, frame_latent=16, frames=6, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+    # a fixed draw (seed 0): over random draws the videos' speeds differ by less than the 1e-3 asserted
+    # below in ~40% of them, so the test failed or passed with the order of the tests before it
+    torch.manual_seed(0)
     gv = SequenceGenerator(path="steady", step=0.05, **opts).eval()
     with torch.no_grad():  # weights far from DCGAN's small init, so that videos get different speeds
         for p in gv.parameters():
