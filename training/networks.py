@@ -454,8 +454,9 @@ def _difference(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
 
 
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def parameter_count(module: nn.Module, trained: bool = False) -> int:
+    """Parameters of ``module``; with ``trained``, only those that get gradients (not a frozen G_F inside)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trained)
 
 
 def _tuple(v: Size, n: int) -> tuple[int, ...]:

@@ -155,7 +155,7 @@ def describe(stage: Stage, data_desc: str) -> str:
     per_d = parameter_count(stage.disc) // cfg.d_count
     lines = [
         f"[{stage.name}] preset={cfg.preset} balls={cfg.balls} device={stage.device} seed={cfg.seed}",
-        f"  generator: {sum(p.numel() for p in stage.generator.parameters() if p.requires_grad):,} trained parameters",
+        f"  generator: {parameter_count(stage.generator, trained=True):,} trained parameters",
         f"  discriminators: {cfg.d_count} x {per_d:,} parameters (+ fixed projections)",
         f"  plan: {cfg.total_steps:,} steps of batch {cfg.batch}, {cfg.optimizer} lr_g={cfg.lr_g} lr_d={cfg.lr_d}, "
         f"g_loss={cfg.g_loss}, minibatch_std={cfg.minibatch_std}, instance_noise={cfg.instance_noise}, "
