@@ -39,8 +39,9 @@ def test_an_even_generator_has_one_gain_everywhere():
     assert points["median"] == pytest.approx(4.0, rel=1e-4) and points["spread"] < 1e-4
     assert paths["path_gain_median"] == pytest.approx(4.0, rel=1e-4)
     assert paths["pixel_step_spread"] < 1e-4 and paths["z_step_spread"] < 1e-4
-    assert paths["random_gain_spread"] < 1e-4
+    assert paths["random_gain_spread"] < 1e-4 and paths["video_speed_spread"] < 1e-4  # every video one speed
     assert 0.0 < paths["pixel_step_spread_real"] < 0.2  # real balls keep their speed between contacts
+    assert 0.0 < paths["video_speed_spread_real"] < 0.3
 
 
 def test_an_uneven_generator_and_an_uneven_walk_are_seen():
@@ -54,6 +55,23 @@ def test_an_uneven_generator_and_an_uneven_walk_are_seen():
     assert paths["z_step_spread"] == pytest.approx(lengths.std() / lengths.mean(), rel=1e-3)
     assert paths["pixel_step_spread"] == pytest.approx(paths["z_step_spread"], rel=1e-3)  # one direction
     assert paths["path_gain_median"] == pytest.approx(0.2, rel=1e-3)  # the first direction's gain
+    assert paths["video_speed_spread"] < 1e-4  # uneven within each video, the same walk in every one
+
+
+def test_videos_of_different_speeds_are_seen():
+    rng = np.random.default_rng(0)
+    matrix = orthonormal(rng, 1.0) * np.geomspace(0.2, 20, LATENT)
+    source = linear_source(matrix, np.tile(np.eye(LATENT)[0] * 0.1, (29, 1)))
+    slow_or_fast = source.videos  # every other video walks its path ten times as fast
+
+    def videos(zv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        frames, zf = slow_or_fast(zv)
+        scale = np.where(np.arange(len(zv)) % 2, 10.0, 1.0)[:, None, None]
+        zf = zf[:, :1] + (zf - zf[:, :1]) * scale
+        return source.frames(zf.reshape(-1, LATENT)).reshape(frames.shape), zf.astype(np.float32)
+
+    result = gain.measure(Source(source.frames, videos, LATENT, 3, {}), balls=3, seed=1, count=20, eps=0.5)
+    assert result["paths"]["video_speed_spread"] == pytest.approx(9 / 11, rel=1e-3)  # speeds 1 and 10
 
 
 def test_command_line_on_an_exported_variant(smoke_models, tmp_path, capsys):

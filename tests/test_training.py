@@ -12,7 +12,7 @@ import torch
 
 from training import checkpoint, data
 from training.config import FramesConfig, VideoConfig, make_config
-from training.loop import fit, generator_lr, resolve_device
+from training.loop import fit, generator_lr, resolve_device, steepest_step
 from training.run import main
 from training.stages import frames_stage
 
@@ -94,6 +94,76 @@ def test_resume_continues_exactly(tmp_path, stage):
     assert a["step"] == b["step"] == 6
     for key in ("generator", "discriminators"):
         assert_same_state(a[key], b[key])
+
+
+@pytest.mark.parametrize("stage", ["frames", "video"])
+def test_branch_continues_another_run_under_a_changed_config(tmp_path, stage, capsys):
+    if stage == "video":
+        run(tmp_path / "gf", "--stage", "frames", "--steps", "2")
+        extra = ["--frames-checkpoint", str(tmp_path / "gf" / "frames" / "latest.pt")]
+    else:
+        extra = []
+    common = ["--stage", stage, "--checkpoint-every", "1", "--keep-checkpoints", "9", *extra]
+    run(tmp_path / "a", *common, "--steps", "6")
+    source = str(tmp_path / "a" / stage / "checkpoint-0000003.pt")
+    # unchanged config: the branch is the source run's own continuation, bit for bit
+    run(tmp_path / "same", *common, "--steps", "6", "--branch", source)
+    assert "at step 3; same config" in capsys.readouterr().out
+    a, same = (checkpoint.load(p / stage / "latest.pt") for p in (tmp_path / "a", tmp_path / "same"))
+    assert a["step"] == same["step"] == 6
+    for key in ("generator", "discriminators"):
+        assert_same_state(a[key], same[key])
+    # a changed config: printed, used from the branch point on (learning rates included), resumable
+    changed = [*common, "--branch", source, "--lr-d", "1e-4", "--instance-noise", "0.1"]
+    run(tmp_path / "b", *changed, "--steps", "5")
+    out = capsys.readouterr().out
+    assert "branched" in out and "lr_d: 0.0003 -> 0.0001" in out and "instance_noise: 0.0 -> 0.1" in out
+    b = checkpoint.load(tmp_path / "b" / stage / "latest.pt")
+    assert b["step"] == 5 and b["config"]["branch"] == source
+    assert {g["lr"] for g in b["opt_d"]["param_groups"]} == {1e-4}
+    rows = [json.loads(x) for x in (tmp_path / "b" / stage / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [4, 5]
+    assert not torch.equal(b["generator"][next(iter(b["generator"]))], a["generator"][next(iter(a["generator"]))])
+    run(tmp_path / "b", *changed, "--steps", "6", "--resume")  # the branch's own run resumes as any run
+    assert checkpoint.load(tmp_path / "b" / stage / "latest.pt")["step"] == 6
+
+
+def test_branch_refusals(tmp_path):
+    run(tmp_path / "a", "--stage", "frames", "--steps", "2")
+    source = str(tmp_path / "a" / "frames" / "latest.pt")
+    with pytest.raises(SystemExit, match="nothing to train"):
+        run(tmp_path / "b", "--stage", "frames", "--steps", "2", "--branch", source)
+    with pytest.raises(SystemExit, match="does not fit this config's networks"):
+        run(tmp_path / "c", "--stage", "frames", "--steps", "4", "--branch", source, "--g-width", "8")
+    slim = checkpoint.slim(Path(source), tmp_path / "slim.pt")
+    with pytest.raises(SystemExit, match="slim checkpoint"):
+        run(tmp_path / "d", "--stage", "frames", "--steps", "4", "--branch", str(slim))
+    with pytest.raises(SystemExit, match="does not exist|unreadable|no such"):
+        run(tmp_path / "e", "--stage", "frames", "--steps", "4", "--branch", str(tmp_path / "nope.pt"))
+    with pytest.raises(SystemExit, match="already holds a run"):
+        run(tmp_path / "a", "--stage", "frames", "--steps", "4", "--branch", source)
+    with pytest.raises(SystemExit):
+        run(tmp_path / "f", "--stage", "all", "--steps", "4", "--branch", source)
+    assert not (tmp_path / "b" / "frames" / "latest.pt").exists()
+
+
+def test_steepest_step_finds_the_direction_of_largest_gain():
+    torch.manual_seed(0)
+    a = torch.randn(36, 10) * torch.linspace(0.2, 3.0, 10)  # a linear G: z -> A z as a 6x6 frame
+    generate = lambda z: (z @ a.T).view(-1, 1, 6, 6)  # noqa: E731
+    z, d = torch.randn(5, 10), torch.randn(5, 10)
+    d = d * (0.5 / d.norm(dim=1, keepdim=True))
+    top = torch.linalg.svd(a).Vh[0]
+
+    def gain(step):
+        return ((generate(z + step) - generate(z)).flatten(1).norm(dim=1) / step.norm(dim=1))
+
+    once, many = steepest_step(generate, z, d, 1), steepest_step(generate, z, d, 30)
+    assert torch.allclose(once.norm(dim=1), torch.full((5,), 0.5)) and not once.requires_grad
+    assert (gain(once) > gain(d)).all()
+    assert torch.allclose((many @ top).abs() / 0.5, torch.ones(5), atol=1e-4)  # the top singular direction
+    assert torch.allclose(gain(many), torch.full((5,), float(torch.linalg.svdvals(a)[0])), rtol=1e-4)
+    assert torch.equal(steepest_step(generate, z, d, 0), d)  # no power steps: the random steps
 
 
 def test_resume_refusals(tmp_path, capsys):
@@ -230,7 +300,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
         "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
         "--zf-path", "absolute", "--zf-step", "0.3", "--jacobian-clamp", "0.5", "--jc-min", "1", "--jc-max", "9",
-        "--jc-eps", "0.3",
+        "--jc-eps", "0.3", "--jc-power", "1",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -249,7 +319,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert v["zf_scale"] == 2.5 and v["zf_sphere"] and v["data_length"] == 31 and v["instance_noise"] == 0.2
     assert v["mode_seeking"] == 0.5 and f.mode_seeking == 0.5 and v["spectral_norm"] and f.spectral_norm
     assert v["zf_path"] == "absolute" and v["zf_step"] == 0.3
-    assert (f.jacobian_clamp, f.jc_min, f.jc_max, f.jc_eps) == (0.5, 1.0, 9.0, 0.3)
+    assert (f.jacobian_clamp, f.jc_min, f.jc_max, f.jc_eps, f.jc_power) == (0.5, 1.0, 9.0, 0.3, 1)
     frames_rows = [json.loads(x) for x in (tmp_path / "frames" / "stats.jsonl").read_text().splitlines()]
     assert all(r["jacobian_clamp"] >= 0 for r in frames_rows)
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]
@@ -284,6 +354,10 @@ def test_config_validation_messages():
         make_config("video", "smoke", {"mode_seeking": -1.0})
     with pytest.raises(ValueError, match="unknown preset"):
         make_config("frames", "huge")
+    with pytest.raises(ValueError, match="jc_power must be non-negative"):
+        make_config("frames", "smoke", {"jc_power": -1})
+    with pytest.raises(ValueError, match="give one"):
+        make_config("frames", "smoke", {"init_frames": "a.pt", "branch": "b.pt"})
     with pytest.raises(SystemExit, match="config error"):
         main([*SMOKE, "--out", "/tmp/unused", "--g-width", "6", "--dry-run"])
     assert isinstance(make_config("video", "cpu"), VideoConfig)

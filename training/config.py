@@ -69,6 +69,11 @@ class StageConfig:
     mode_seeking: float = _f(
         0.0, "weight of the mode-seeking term (MSGAN, Mao et al. 2019) added to the generator loss; 0: off"
     )
+    branch: str = _f(
+        "",
+        "start this run (a new --out) from a full checkpoint of the same stage: its weights, optimizer states "
+        "and step, under this config (the fields it changes are printed); training continues to --steps",
+    )
 
     @property
     def steps_per_epoch(self) -> int:
@@ -125,6 +130,11 @@ class FramesConfig(StageConfig):
     jc_min: float = _f(2.0, "Jacobian clamping: smallest |G(z + d) - G(z)| / |d| left unpenalised")
     jc_max: float = _f(6.0, "Jacobian clamping: largest |G(z + d) - G(z)| / |d| left unpenalised")
     jc_eps: float = _f(0.5, "Jacobian clamping: the norm of the random step d in z")
+    jc_power: int = _f(
+        0,
+        "Jacobian clamping along G_F's steepest directions: each random d is first turned by N steps of power "
+        "iteration (d <- J^T J d, norm kept), so the band bounds the largest gain at z; 0: random directions",
+    )
     anchor: float = _f(
         0.0,
         "with --init-frames: weight of a penalty on G_F's pixels brighter than the parent G_F's at the same z "
@@ -139,6 +149,10 @@ class FramesConfig(StageConfig):
             raise ValueError(f"d_warmup must be non-negative, got {self.d_warmup}")
         if self.jacobian_clamp < 0 or self.jc_eps <= 0 or not 0 <= self.jc_min <= self.jc_max:
             raise ValueError("jacobian_clamp must be >= 0, jc_eps > 0 and 0 <= jc_min <= jc_max")
+        if self.jc_power < 0:
+            raise ValueError(f"jc_power must be non-negative, got {self.jc_power}")
+        if self.init_frames and self.branch:
+            raise ValueError("init_frames and branch both set G_F's starting weights: give one")
         if self.anchor < 0:
             raise ValueError(f"anchor must be non-negative, got {self.anchor}")
         if self.anchor > 0 and not self.init_frames:

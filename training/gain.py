@@ -13,7 +13,9 @@ answers a steady walk in z with a steady change on screen. Reported:
 - ``paths`` (with a G_V): along each generated video's own path z_F,1..T, the pixel step
   |x_t - x_t-1|, the z step |z_t - z_t-1|, their ratio (the gain along the path) and the gain along
   random directions at the same points; each as its spread within a video (std / mean over the
-  frames), averaged over videos, beside the real videos' pixel-step spread.
+  frames), averaged over videos, beside the real videos' pixel-step spread; and the spread of the
+  videos' speeds (each video's mean pixel step, std / mean over the videos) beside the real one's:
+  where it is wide, the slowest videos look frozen.
 
 A diagnostic for stage 1 (is this G_F navigable at an even pace?), never a training signal. numpy
 only on an exported variant: the models run in ONNX Runtime.
@@ -77,6 +79,8 @@ def path_gains(source: Source, balls: int, seed: int, count: int, eps: float) ->
     return {
         "pixel_step_spread": float(spread(pixel).mean()),
         "pixel_step_spread_real": float(spread(real).mean()),
+        "video_speed_spread": float(spread(pixel.mean(axis=1))),
+        "video_speed_spread_real": float(spread(real.mean(axis=1))),
         "z_step_spread": float(spread(z_step).mean()),
         "path_gain_median": float(np.median(along)),
         "path_gain_spread": float(spread(along).mean()),
@@ -105,6 +109,7 @@ def markdown(result: dict) -> str:
             "Along the G_V's paths (spread = std / mean within a video, averaged over videos):",
             f"  pixel step spread {q['pixel_step_spread']:.0%} (real {q['pixel_step_spread_real']:.0%}); "
             f"z step spread {q['z_step_spread']:.0%}",
+            f"  spread of the videos' speeds {q['video_speed_spread']:.0%} (real {q['video_speed_spread_real']:.0%})",
             f"  gain along the path: median {q['path_gain_median']:.1f}, spread {q['path_gain_spread']:.0%}; "
             f"along random directions: median {q['random_gain_median']:.1f}, spread {q['random_gain_spread']:.0%}",
         ]

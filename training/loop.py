@@ -72,16 +72,34 @@ def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, devic
     return (d * (norm / d.norm(dim=1, keepdim=True))).to(device)
 
 
+def steepest_step(generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, d: torch.Tensor, power: int) -> torch.Tensor:
+    """The steps ``d`` (B, latent) turned by ``power`` steps of power iteration toward the direction in
+    which G changes most at each z: d <- J^T J d with J = dG/dz at z (J d by a finite difference along
+    d, J^T by a backward pass to z), each row's norm kept. Jacobian clamping along the result bounds
+    G's largest gain at z, the one a walk that follows G's steepest path meets. Carries no gradient."""
+    norm = d.norm(dim=1, keepdim=True)
+    for _ in range(power):
+        at = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            drawn = generate(at)
+            with torch.no_grad():
+                change = generate(at + d) - drawn
+            (turned,) = torch.autograd.grad((drawn.float() * change.float()).sum(), at)
+        d = turned * (norm / turned.norm(dim=1, keepdim=True).clamp_min(1e-12))
+    return d.detach()
+
+
 def step_terms(
     cfg: StageConfig, step: int, device: torch.device, world: World = ONE
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[float, float, float, torch.Tensor] | None]:
     """The config's per-step extras of gan_step for ``step``: the instance noise, and the Jacobian
-    clamp's (weight, low, high, d) where the stage clamps (else None); d is this rank's slice."""
+    clamp's (weight, low, high, d, power) where the stage clamps (else None); d is this rank's slice
+    (random; gan_step turns it by ``power`` steps toward the steepest direction, ``steepest_step``)."""
     noisy = instance_noise(cfg.seed, step, cfg.instance_noise, device, world)
     if getattr(cfg, "jacobian_clamp", 0) <= 0:
         return noisy, None
     d = world.shard(clamp_step(cfg.seed, step, cfg.batch, cfg.latent, cfg.jc_eps, device))
-    return noisy, (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d)
+    return noisy, (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d, cfg.jc_power)
 
 
 def generator_lr(lr: float, ramp: int, updates: int) -> float:
@@ -124,7 +142,7 @@ def gan_step(
     amp=contextlib.nullcontext,
     noisy: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
     mode_seeking: float = 0.0,
-    clamp: tuple[float, float, float, torch.Tensor] | None = None,
+    clamp: tuple[float, float, float, torch.Tensor, int] | None = None,
     disc_g: nn.Module | None = None,
     train_g: bool = True,
     anchor: tuple[float, Callable[[torch.Tensor], torch.Tensor]] | None = None,
@@ -135,7 +153,8 @@ def gan_step(
     wrapper (that pass trains no discriminator, so it goes through the plain module). ``noisy`` is
     applied to every discriminator input, real and fake (instance noise);
     ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss; ``clamp`` =
-    (weight, low, high, d) adds weight times Jacobian clamping with the step d (B, latent) in z.
+    (weight, low, high, d, power) adds weight times Jacobian clamping with the step d (B, latent) in
+    z, first turned by ``power`` power-iteration steps toward G's steepest direction at z.
     ``train_g=False``: the discriminators' update only (the generator's loss is measured, not
     followed), for a discriminator warm-up against a trained generator. ``anchor`` = (weight, parent)
     adds weight times the excess of the fakes' intensity over ``parent(z)`` (a frozen generator).
@@ -167,8 +186,10 @@ def gan_step(
             total = total + mode_seeking * ms
             row["mode_seeking"] = ms.item()
         if clamp is not None:
-            weight, low, high, d = clamp
+            weight, low, high, d, power = clamp
             with amp():
+                # the directions through the plain module: a process group's wrapper syncs nothing here
+                d = steepest_step(getattr(generate, "module", generate), z, d, power) if power > 0 else d
                 moved = generate(z + d)
             jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
@@ -236,8 +257,8 @@ class Stage:
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.generator.load_state_dict(ckpt["generator"])
-        if self.average is not None:
-            self.average.load_state_dict(ckpt[checkpoint.AVERAGE])
+        if self.average is not None:  # a branch that adds --ema starts the average at the weights
+            self.average.load_state_dict(ckpt.get(checkpoint.AVERAGE, ckpt["generator"]))
         self.disc.load_state_dict(ckpt["discriminators"])
         self.opt_g.load_state_dict(ckpt["opt_g"])
         self.opt_d.load_state_dict(ckpt["opt_d"])

@@ -1,5 +1,5 @@
-"""Starting a stage's run folder, or resuming it from its latest checkpoint (refusing a changed config
-or another G_F)."""
+"""Starting a stage's run folder, resuming it from its latest checkpoint (refusing a changed config
+or another G_F), or branching it from another run's checkpoint under a changed config."""
 
 from __future__ import annotations
 
@@ -25,6 +25,34 @@ def newest_intact(folder: Path, stage: str) -> tuple[Path, int] | None:
         except checkpoint.CheckpointError:
             continue
     return None
+
+
+def branch(stage: Stage, source: Path) -> list[str]:
+    """Start ``stage`` from another run's full checkpoint: its weights, optimizer states and step, under
+    ``stage.config`` (whose learning rates replace the checkpoint's). Returns what the config changes
+    ('field: old -> new'), refusing a slim checkpoint, networks of other sizes, or nothing left to train."""
+    try:
+        ckpt = checkpoint.load(source, stage=stage.name)
+    except checkpoint.CheckpointError as exc:
+        raise SystemExit(f"--branch: {exc}") from None
+    missing = [k for k in ("discriminators", "opt_g", "opt_d") if k not in ckpt]
+    if missing:
+        raise SystemExit(f"--branch: {source} holds no {', '.join(missing)} (a slim checkpoint?); "
+                         "a branch continues a whole run: give a checkpoint of its run folder")  # fmt: skip
+    if ckpt["step"] >= stage.config.total_steps:
+        raise SystemExit(f"--branch: {source} is at step {ckpt['step']}; --steps {stage.config.total_steps} "
+                         "leaves nothing to train")  # fmt: skip
+    changed = differences(config_from_dict(stage.name, ckpt["config"]), stage.config, ignore=("branch",))
+    if stage.name == VIDEO and not same_state(ckpt["frames_generator"], stage.frozen.state_dict()):
+        changed.append("G_F: another than the checkpoint's")
+    try:
+        stage.restore(ckpt)
+    except (RuntimeError, KeyError, ValueError) as exc:  # load_state_dict: missing keys, other sizes
+        raise SystemExit(f"--branch: {source} does not fit this config's networks: {str(exc).splitlines()[0]}") from None
+    for opt, lr in ((stage.opt_g, stage.config.lr_g), (stage.opt_d, stage.config.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    return changed
 
 
 def drop_stats_after(folder: Path, step: int) -> None:
@@ -72,6 +100,11 @@ def prepare(stage: Stage, resume: bool | Path, write: bool = True) -> None:
             print(f"resumed {stage.name} from {latest} at step {stage.step}")
     elif latest.exists():
         raise SystemExit(f"{stage.folder} already holds a run; pass --resume to continue it or choose another --out")
+    elif stage.config.branch:
+        changed = branch(stage, Path(stage.config.branch))
+        if write:
+            what = f"; this config changes {'; '.join(changed)}" if changed else "; same config"
+            print(f"branched {stage.name} from {stage.config.branch} at step {stage.step}{what}")
     if write:
         stage.folder.mkdir(parents=True, exist_ok=True)
         (stage.folder / "config.json").write_text(json.dumps(stage.config.to_dict(), indent=2) + "\n")

@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      for k in DATA_SET_FIELDS if k in given]  # fmt: skip
     if isinstance(args.resume, Path) and args.stage == "all":
         problems.append("--resume CHECKPOINT resumes one stage: give --stage frames or --stage video")
+    if args.branch is not None and args.stage == "all":
+        problems.append("--branch CHECKPOINT starts one stage from a checkpoint: give --stage frames or --stage video")
     if problems:
         p.error("; ".join(problems))
     return args

@@ -162,10 +162,12 @@ def describe(stage: Stage, data_desc: str) -> str:
         f"mode_seeking={cfg.mode_seeking}, spectral_norm={cfg.spectral_norm}"
         + (
             f", jacobian_clamp={cfg.jacobian_clamp} in [{cfg.jc_min}, {cfg.jc_max}]"
+            + (f" along steepest directions ({cfg.jc_power} power steps)" if cfg.jc_power else "")
             if getattr(cfg, "jacobian_clamp", 0)
             else ""
         )
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
+        + (f", branched from {cfg.branch}" if cfg.branch else "")
         + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
         + (f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else "")
         + (", zf_look (G_V sees its frames)" if getattr(cfg, "zf_look", False) else "")
