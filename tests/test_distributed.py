@@ -25,10 +25,11 @@ STEPS = 3
 
 def _toy_stage(folder: Path) -> Stage:
     """A stage with no statistic across the batch (no batch norm, no minibatch stddev), so that the
-    math of a sharded step is the math of a whole one; instance noise and Jacobian clamping on.
+    math of a sharded step is the math of a whole one; instance noise and Jacobian clamping (along
+    steepest directions: a per-sample power iteration) on.
     (The real optimizers, with the real networks, run in the torchrun test below.)"""
     cfg = make_config("frames", "smoke", dict(minibatch_std=False, instance_noise=0.1, jacobian_clamp=0.5,
-                                               steps=STEPS, batch=8, checkpoint_every=2))  # fmt: skip
+                                               jc_power=1, steps=STEPS, batch=8, checkpoint_every=2))  # fmt: skip
     torch.manual_seed(0)
     gen = nn.Sequential(nn.Linear(cfg.latent, 900), nn.Tanh(), nn.Unflatten(1, (1, 30, 30)))
     disc = DiscriminatorEnsemble(kind="frame", count=4, width=4, seed=1)
