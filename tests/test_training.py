@@ -156,7 +156,7 @@ def test_steepest_step_finds_the_direction_of_largest_gain():
     top = torch.linalg.svd(a).Vh[0]
 
     def gain(step):
-        return ((generate(z + step) - generate(z)).flatten(1).norm(dim=1) / step.norm(dim=1))
+        return (generate(z + step) - generate(z)).flatten(1).norm(dim=1) / step.norm(dim=1)
 
     once, many = steepest_step(generate, z, d, 1), steepest_step(generate, z, d, 30)
     assert torch.allclose(once.norm(dim=1), torch.full((5,), 0.5)) and not once.requires_grad

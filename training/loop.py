@@ -72,7 +72,9 @@ def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, devic
     return (d * (norm / d.norm(dim=1, keepdim=True))).to(device)
 
 
-def steepest_step(generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, d: torch.Tensor, power: int) -> torch.Tensor:
+def steepest_step(
+    generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, d: torch.Tensor, power: int
+) -> torch.Tensor:
     """The steps ``d`` (B, latent) turned by ``power`` steps of power iteration toward the direction in
     which G changes most at each z: d <- J^T J d with J = dG/dz at z (J d by a finite difference along
     d, J^T by a backward pass to z), each row's norm kept. Jacobian clamping along the result bounds

@@ -48,7 +48,8 @@ def branch(stage: Stage, source: Path) -> list[str]:
     try:
         stage.restore(ckpt)
     except (RuntimeError, KeyError, ValueError) as exc:  # load_state_dict: missing keys, other sizes
-        raise SystemExit(f"--branch: {source} does not fit this config's networks: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        raise SystemExit(f"--branch: {source} does not fit this config's networks: {first}") from None
     for opt, lr in ((stage.opt_g, stage.config.lr_g), (stage.opt_d, stage.config.lr_d)):
         for group in opt.param_groups:
             group["lr"] = lr
