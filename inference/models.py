@@ -24,6 +24,7 @@ log = logging.getLogger("bentoml.bouncing")
 
 MODELS_ENV = "BOUNCING_MODELS_DIR"  # where the service loads models from (default: models/ beside service.py)
 THREADS_ENV = "BOUNCING_ORT_THREADS"  # ONNX Runtime intra-op threads (default: all cores, up to 4)
+SPIN_ENV = "BOUNCING_ORT_SPIN"  # 1: idle intra-op threads spin-wait for the next run (default 0: they sleep)
 
 
 class ModelError(RuntimeError):
@@ -46,9 +47,13 @@ def session_options() -> ort.SessionOptions:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    # ONNX Runtime's default: idle threads spin-wait for the next run. Making them sleep instead
-    # (session.intra_op.allow_spinning=0) was measured slower, for the generator and for served
-    # requests (benchmarks/results.md), so the default stays.
+    # ONNX Runtime's own default lets idle intra-op threads spin-wait for the next run: the fastest
+    # for a lone caller (benchmarks/generator.py), but here the same cores also encode, and spinning
+    # threads take them: asleep, the served rate at concurrency 32 is 1.14x (README "Benchmarks")
+    spin = os.environ.get(SPIN_ENV, "0")
+    if spin not in ("0", "1"):
+        raise ModelError(f"${SPIN_ENV} must be 0 or 1, not {spin!r}")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return opts
 
 

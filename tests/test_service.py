@@ -141,6 +141,24 @@ def test_nan_literal_and_non_json_bodies(client):
     assert r.status_code == 400 and "json" in r.text.lower()
 
 
+def test_ort_thread_settings_come_from_the_environment(monkeypatch, smoke_models):
+    from inference.models import SPIN_ENV, THREADS_ENV, session_options
+
+    def spinning() -> str:
+        return session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    monkeypatch.delenv(SPIN_ENV, raising=False)
+    assert spinning() == "0"  # idle threads sleep: the cores they would spin on encode
+    monkeypatch.setenv(SPIN_ENV, "1")
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert spinning() == "1" and session_options().intra_op_num_threads == 1
+    variants, default = load_variants(smoke_models)  # sessions made with those settings still run
+    assert variants[default].generate_videos(np.zeros((2, variants[default].latent), np.float32)).shape[0] == 2
+    monkeypatch.setenv(SPIN_ENV, "yes")
+    with pytest.raises(ModelError, match="BOUNCING_ORT_SPIN must be 0 or 1"):
+        load_variants(smoke_models)
+
+
 def test_bad_models_folder_is_one_clear_error(tmp_path, smoke_models):
     with pytest.raises(ModelError, match="manifest missing"):
         load_variants(tmp_path)
