@@ -141,6 +141,29 @@ def test_sphere_puts_every_z_f_on_the_prior_shell(tmp_path):
     assert check(gv, path, 8) < 1e-4  # the rescaling exports to ONNX and runs the same in ONNX Runtime
 
 
+def test_sphere_keeps_a_walk_on_its_starts_shell(tmp_path):
+    from export.onnx_export import _export, check
+
+    torch.manual_seed(0)
+    opts = dict(latent=16, frame_latent=16, frames=6, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+    z = torch.randn(5, 16) * torch.linspace(0.5, 2.0, 5)[:, None]  # starts on shells of different radii
+    for path in ("residual", "steady"):
+        free = SequenceGenerator(path=path, step=0.5, **opts).eval()
+        kept = SequenceGenerator(path=path, step=0.5, sphere=True, **opts).eval()
+        kept.load_state_dict(free.state_dict())
+        walk, on_shell = free(z), kept(z)
+        radius = z.norm(dim=-1)[:, None].expand(5, 6)
+        assert (walk.norm(dim=-1) - radius).abs().max() > 1e-2  # a free walk leaves its shell
+        torch.testing.assert_close(on_shell.norm(dim=-1), radius)  # this one keeps to it
+        torch.testing.assert_close(on_shell[:, 0], z)  # the first frame is still G_F(z_v)
+        torch.testing.assert_close(on_shell, walk * (radius / walk.norm(dim=-1))[..., None])  # the same directions
+        onnx_file = tmp_path / f"{path}.onnx"
+        _export(kept, 16, ["z_f"], onnx_file)
+        assert check(kept, onnx_file, 16) < 1e-4
+    with pytest.raises(ValueError, match="does not keep its path on a sphere"):
+        SequenceGenerator(path="residual", sphere=True, look=True, **opts)
+
+
 def test_residual_path_starts_at_z_v_and_takes_bounded_steps(tmp_path):
     from export.onnx_export import _export, check
 

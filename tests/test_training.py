@@ -356,6 +356,8 @@ def test_config_validation_messages():
         make_config("frames", "huge")
     with pytest.raises(ValueError, match="jc_power must be non-negative"):
         make_config("frames", "smoke", {"jc_power": -1})
+    with pytest.raises(ValueError, match="do not go together"):
+        make_config("video", "cpu", {"zf_look": True, "zf_sphere": True})
     with pytest.raises(ValueError, match="give one"):
         make_config("frames", "smoke", {"init_frames": "a.pt", "branch": "b.pt"})
     with pytest.raises(SystemExit, match="config error"):

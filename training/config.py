@@ -169,7 +169,11 @@ class VideoConfig(StageConfig):
     lstm_hidden: int = _f(256, "LSTM units per direction")
     lstm_layers: int = _f(2, "stacked bidirectional LSTM layers")
     zf_scale: float = _f(1.0, "scale of G_V's tanh outputs z_F (paper: 1)")
-    zf_sphere: bool = _f(False, "rescale each z_F to norm zf_scale * sqrt(latent), where N(0, I) samples lie")
+    zf_sphere: bool = _f(
+        False,
+        "absolute path: rescale each z_F to norm zf_scale * sqrt(latent), where N(0, I) samples lie; residual "
+        "and steady paths: rescale each z_F to the norm of z_v, so the walk keeps to its start's shell",
+    )
     zf_path: str = _f(
         "absolute",
         "absolute: z_F = tanh(...) (paper); residual: z_F,0 = z_v, then steps of zf_step * tanh; steady: "
@@ -208,6 +212,8 @@ class VideoConfig(StageConfig):
             raise ValueError(f"zf_step must be positive, got {self.zf_step}")
         if self.zf_look and self.zf_path != "residual":
             raise ValueError(f"zf_look needs zf_path residual, not {self.zf_path!r}")
+        if self.zf_look and self.zf_sphere:
+            raise ValueError("zf_look and zf_sphere do not go together (a looking G_V's path is not rescaled)")
         if self.d_inputs not in D_INPUTS:
             raise ValueError(f"d_inputs must be one of {D_INPUTS}, not {self.d_inputs!r}")
 

@@ -115,6 +115,9 @@ class SequenceGenerator(nn.Module):
             raise ValueError(f"a G_V that looks at its frames writes a residual path, not {path!r}")
         self.frames, self.seq_features, self.out_scale = frames, seq_features, out_scale
         self.path, self.step = path, step
+        if sphere and look:
+            raise ValueError("a G_V that looks at its frames does not keep its path on a sphere")
+        self.sphere = sphere  # absolute path: radius out_scale * sqrt(frame_latent); residual, steady: |z_v|
         self.radius = out_scale * frame_latent**0.5 if sphere else None
         dims = [latent, *fc, frames * seq_features]
         layers: list[nn.Module] = []
@@ -158,16 +161,24 @@ class SequenceGenerator(nn.Module):
             steps = self.step * torch.tanh(self.head(h[:, 1:]))  # (B, T-1, frame_latent)
             if self.look is not None:
                 return self._looking_path(z, h, steps)
-            return torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1), None
+            return self._on_shell(z, torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1)), None
         if self.path == "steady":
             u = self.head(h[:, 1:])  # (B, T-1, frame_latent): the directions
             u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-6)
             r = self.step * u.shape[-1] ** 0.5 * torch.sigmoid(self.speed(h.mean(dim=1)))  # (B, 1): speed in z
-            return torch.cat([z[:, None], z[:, None] + torch.cumsum(r[:, None] * u, dim=1)], dim=1), None
+            path = torch.cat([z[:, None], z[:, None] + torch.cumsum(r[:, None] * u, dim=1)], dim=1)
+            return self._on_shell(z, path), None
         zf = torch.tanh(self.head(h))  # (B, T, frame_latent)
         if self.radius is not None:
             return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6)), None
         return zf * self.out_scale, None
+
+    def _on_shell(self, z: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
+        """A walk from z_v (B, T, latent) as it is, or with ``sphere`` each point rescaled to |z_v|: the
+        walk keeps to its start's shell, where G_F's prior puts its samples, instead of drifting out."""
+        if not self.sphere:
+            return path
+        return path * (z.norm(dim=-1)[:, None, None] / path.norm(dim=-1, keepdim=True).clamp_min(1e-6))
 
     def _looking_path(self, z: torch.Tensor, h: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.eye is None or self.pace is None:

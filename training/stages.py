@@ -171,6 +171,7 @@ def describe(stage: Stage, data_desc: str) -> str:
         + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
         + (f", zf_path={cfg.zf_path} (step {cfg.zf_step})" if getattr(cfg, "zf_path", "absolute") != "absolute" else "")
         + (", zf_look (G_V sees its frames)" if getattr(cfg, "zf_look", False) else "")
+        + (", zf_sphere (z_F kept on a shell)" if getattr(cfg, "zf_sphere", False) else "")
         + (f", d_inputs={cfg.d_inputs}" if getattr(cfg, "d_inputs", "frames") != "frames" else "")
         + (f", ema={cfg.ema}" if cfg.ema else "")
         + (", " + precision(cfg, stage.device)),
