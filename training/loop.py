@@ -93,7 +93,7 @@ def steepest_step(
 
 def step_terms(
     cfg: StageConfig, step: int, device: torch.device, world: World = ONE
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[float, float, float, torch.Tensor] | None]:
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[float, float, float, torch.Tensor, int] | None]:
     """The config's per-step extras of gan_step for ``step``: the instance noise, and the Jacobian
     clamp's (weight, low, high, d, power) where the stage clamps (else None); d is this rank's slice
     (random; gan_step turns it by ``power`` steps toward the steepest direction, ``steepest_step``)."""
