@@ -65,6 +65,32 @@ def test_jacobian_clamp_penalises_only_outside_the_band():
     assert g[0] < 0 and g[1] == 0 and g[2] > 0  # a too-flat G is pushed to respond more, a cliff less
 
 
+def test_path_length_penalises_uneven_gain_and_evens_a_linear_g():
+    torch.manual_seed(0)
+    a = (torch.randn(36, 8) * torch.linspace(0.2, 3.0, 8)).requires_grad_(True)  # G: z -> A z, a 6x6 frame
+    z = torch.randn(64, 8, requires_grad=True)
+
+    def penalty(weights, y):
+        return losses.path_length((z @ weights.T).view(-1, 1, 6, 6), z, y)
+
+    y = torch.randn(64, 1, 6, 6) / 6
+    q, _ = torch.linalg.qr(torch.randn(36, 8))
+    even = q * a.detach().norm() / math.sqrt(8)  # the same squared gain summed over directions, all equal
+    assert penalty(even, y).item() < penalty(a, y).item()  # only y's own spread is left
+    assert penalty(a, y).item() == pytest.approx(penalty(5 * a, y).item(), rel=1e-5)  # blind to the scale
+    with torch.no_grad():  # a y for which every |A^T y| is the same: nothing to penalise
+        same = y[:1].expand(64, -1, -1, -1)
+    assert penalty(a, same).item() == pytest.approx(0.0, abs=1e-10)
+    opt = torch.optim.Adam([a], lr=0.01)
+    before = torch.linalg.svdvals(a.detach())
+    for _ in range(300):  # the penalty's gradient reaches G's weights (a double backward)
+        opt.zero_grad()
+        penalty(a, torch.randn(64, 1, 6, 6) / 6).backward()
+        opt.step()
+    after = torch.linalg.svdvals(a.detach())
+    assert after[0] / after[-1] < 0.5 * before[0] / before[-1]  # the gains come closer together
+
+
 def test_parent_anchor_penalises_only_light_the_parent_did_not_draw():
     parent = -torch.ones(2, 1, 2, 2)
     parent[:, 0, 0, 0] = 1.0  # the parent drew light at pixel (0, 0) only

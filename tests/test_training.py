@@ -300,7 +300,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
         "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
         "--zf-path", "absolute", "--zf-step", "0.3", "--jacobian-clamp", "0.5", "--jc-min", "1", "--jc-max", "9",
-        "--jc-eps", "0.3", "--jc-power", "1",
+        "--jc-eps", "0.3", "--jc-power", "1", "--path-length", "0.5", "--pl-every", "2",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -322,6 +322,8 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert (f.jacobian_clamp, f.jc_min, f.jc_max, f.jc_eps, f.jc_power) == (0.5, 1.0, 9.0, 0.3, 1)
     frames_rows = [json.loads(x) for x in (tmp_path / "frames" / "stats.jsonl").read_text().splitlines()]
     assert all(r["jacobian_clamp"] >= 0 for r in frames_rows)
+    assert (f.path_length, f.pl_every) == (0.5, 2)
+    assert [r["step"] for r in frames_rows] == [2, 4] and all(r["path_length"] > 0 for r in frames_rows)
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["mode_seeking"] > 0 for r in rows) and 0 <= rows[-1]["near_identical"] <= 1
@@ -356,6 +358,8 @@ def test_config_validation_messages():
         make_config("frames", "huge")
     with pytest.raises(ValueError, match="jc_power must be non-negative"):
         make_config("frames", "smoke", {"jc_power": -1})
+    with pytest.raises(ValueError, match="path_length must be >= 0 and pl_every >= 1"):
+        make_config("frames", "smoke", {"pl_every": 0})
     with pytest.raises(ValueError, match="do not go together"):
         make_config("video", "cpu", {"zf_look": True, "zf_sphere": True})
     with pytest.raises(ValueError, match="give one"):

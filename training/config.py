@@ -135,6 +135,12 @@ class FramesConfig(StageConfig):
         "Jacobian clamping along G_F's steepest directions: each random d is first turned by N steps of power "
         "iteration (d <- J^T J d, norm kept), so the band bounds the largest gain at z; 0: random directions",
     )
+    path_length: float = _f(
+        0.0,
+        "weight of path-length regularisation in G_F's loss (StyleGAN2's, relative to the batch: the spread of "
+        "|J^T y| over z and random images y, J = dG_F/dz; evens G_F's gain over z and directions); 0: off",
+    )
+    pl_every: int = _f(4, "path-length regularisation on every N-th step only, its weight times N (lazy, as StyleGAN2)")
     anchor: float = _f(
         0.0,
         "with --init-frames: weight of a penalty on G_F's pixels brighter than the parent G_F's at the same z "
@@ -151,6 +157,8 @@ class FramesConfig(StageConfig):
             raise ValueError("jacobian_clamp must be >= 0, jc_eps > 0 and 0 <= jc_min <= jc_max")
         if self.jc_power < 0:
             raise ValueError(f"jc_power must be non-negative, got {self.jc_power}")
+        if self.path_length < 0 or self.pl_every < 1:
+            raise ValueError(f"path_length must be >= 0 and pl_every >= 1, got {self.path_length}, {self.pl_every}")
         if self.init_frames and self.branch:
             raise ValueError("init_frames and branch both set G_F's starting weights: give one")
         if self.anchor < 0:

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import functools
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,6 +105,21 @@ def step_terms(
     return noisy, (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d, cfg.jc_power)
 
 
+def path_term(
+    cfg: StageConfig, step: int, shape: tuple[int, ...], device: torch.device, world: World = ONE
+) -> tuple[float, torch.Tensor] | None:
+    """Path-length regularisation's (weight, y) for ``step`` where the stage regularises on this step
+    (every ``pl_every``-th, the weight times ``pl_every``), else None. y: random images of N(0, 1/pixels)
+    entries for the first half of this rank's slice of a batch shaped ``shape`` (StyleGAN2 halves the
+    batch of its penalty too); seeded by the step, so resumable."""
+    weight, every = getattr(cfg, "path_length", 0.0), getattr(cfg, "pl_every", 1)
+    if weight <= 0 or (step + 1) % every:  # steps N-1, 2N-1, ...: the rows logged every multiple of N show it
+        return None
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + 800_000_000)
+    y = world.shard(torch.randn(shape, generator=gen) / math.sqrt(math.prod(shape[2:])))
+    return weight * every, y[: max(1, y.shape[0] // 2)].to(device)
+
+
 def generator_lr(lr: float, ramp: int, updates: int) -> float:
     """The generator's learning rate for its update number ``updates`` (0-based): a linear rise from
     lr / ramp to lr over the first ``ramp`` updates, then lr (before its first update, during a
@@ -148,6 +164,7 @@ def gan_step(
     disc_g: nn.Module | None = None,
     train_g: bool = True,
     anchor: tuple[float, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    path: tuple[float, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
@@ -160,6 +177,7 @@ def gan_step(
     ``train_g=False``: the discriminators' update only (the generator's loss is measured, not
     followed), for a discriminator warm-up against a trained generator. ``anchor`` = (weight, parent)
     adds weight times the excess of the fakes' intensity over ``parent(z)`` (a frozen generator).
+    ``path`` = (weight, y) adds weight times path-length regularisation at the first len(y) of z.
     """
     with amp(), torch.set_grad_enabled(train_g):
         fake = generate(z)
@@ -196,6 +214,14 @@ def gan_step(
             jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
             row["jacobian_clamp"] = jc.item()
+        if path is not None:
+            weight, y = path
+            at = z[: y.shape[0]].detach().requires_grad_(True)
+            with amp():  # through the plain module: a double backward does not go through a wrapper
+                drawn = getattr(generate, "module", generate)(at)
+            pl = losses.path_length(drawn.float(), at, y)
+            total = total + weight * pl
+            row["path_length"] = pl.item()
         if anchor is not None:
             weight, parent = anchor
             with torch.no_grad(), amp():
@@ -335,6 +361,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
             for group in stage.opt_g.param_groups:
                 group["lr"] = generator_lr(cfg.lr_g, cfg.lr_ramp, stage.step - warmup)
             anchor = (cfg.anchor, stage.parent) if stage.parent is not None else None
+            path = path_term(cfg, stage.step, (cfg.batch, *real.shape[1:]), stage.device, world)
             row = gan_step(
                 generate,
                 disc,
@@ -350,6 +377,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 disc_g=stage.disc,
                 train_g=train_g,
                 anchor=anchor,
+                path=path,
             )
             if train_g:
                 stage.update_average()

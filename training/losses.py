@@ -46,6 +46,19 @@ def jacobian_clamp(fake: torch.Tensor, moved: torch.Tensor, step: float, low: fl
     return ((q.clamp_min(high) - high) ** 2 + (q.clamp_max(low) - low) ** 2).mean()
 
 
+def path_length(fake: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Path-length regularisation (Karras et al., StyleGAN2, CVPR 2020), relative to the batch: the
+    lengths L = |J^T y| per sample (J = dG/dz at z, y a random image of N(0, 1/pixels) entries, so
+    L^2 averages G's squared gain over every direction in z), penalised by the mean of
+    (L / mean(L) - 1)^2 with the batch's mean held constant. It is smallest when G's gain is the same
+    at every z and in every direction there (J orthogonal up to one scale) and leaves that scale to
+    the rest of the loss; with no running target it needs no state and resumes exactly. ``fake`` =
+    G(z) drawn from a ``z`` that requires grad; the graph is kept for the generator's backward."""
+    (grad,) = torch.autograd.grad((fake * y).sum(), z, create_graph=True)
+    lengths = grad.flatten(1).norm(dim=1)
+    return ((lengths / lengths.mean().detach().clamp_min(1e-12) - 1) ** 2).mean()
+
+
 def parent_anchor(fake: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     """How much brighter G's frames are than a parent generator's at the same z: the squared excess
     intensity (frames in [-1, 1], intensity = (x + 1) / 2) summed over pixels, averaged over the batch.
