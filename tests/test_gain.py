@@ -42,6 +42,9 @@ def test_an_even_generator_has_one_gain_everywhere():
     assert paths["random_gain_spread"] < 1e-4 and paths["video_speed_spread"] < 1e-4  # every video one speed
     assert 0.0 < paths["pixel_step_spread_real"] < 0.2  # real balls keep their speed between contacts
     assert 0.0 < paths["video_speed_spread_real"] < 0.3
+    assert result["spectrum"]["singular_values"] == pytest.approx([4.0] * LATENT, rel=1e-3)
+    assert result["spectrum"]["participation"] == pytest.approx(LATENT, rel=1e-3)  # every direction alike
+    assert result["spectrum"]["ball_gain_spread"] < 1e-3 and result["spectrum"]["ball_gain_ratio"] == pytest.approx(1.0, rel=1e-4)
 
 
 def test_an_uneven_generator_and_an_uneven_walk_are_seen():
@@ -56,6 +59,14 @@ def test_an_uneven_generator_and_an_uneven_walk_are_seen():
     assert paths["pixel_step_spread"] == pytest.approx(paths["z_step_spread"], rel=1e-3)  # one direction
     assert paths["path_gain_median"] == pytest.approx(0.2, rel=1e-3)  # the first direction's gain
     assert paths["video_speed_spread"] < 1e-4  # uneven within each video, the same walk in every one
+    gains = np.geomspace(0.2, 20, LATENT)[::-1]
+    q = result["spectrum"]  # the 6 directions of 3 balls, then two more of the 8
+    assert q["ball_directions"] == 6 and q["singular_values"] == pytest.approx(gains, rel=1e-3)
+    assert q["ball_gain_ratio"] == pytest.approx(gains[0] / gains[5], rel=1e-3)
+    assert q["ball_gain_spread"] == pytest.approx(gains[:6].std() / gains[:6].mean(), rel=1e-3)
+    assert q["rest_over_largest"] == pytest.approx(gains[6] / gains[0], rel=1e-3)
+    energy = gains**2
+    assert q["participation"] == pytest.approx(energy.sum() ** 2 / (energy**2).sum(), rel=1e-3)
 
 
 def test_videos_of_different_speeds_are_seen():
@@ -80,7 +91,8 @@ def test_command_line_on_an_exported_variant(smoke_models, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["variant"] == "3balls" and set(result) >= {"points", "paths"}
     assert result["points"]["median"] > 0 and np.isfinite(result["paths"]["path_gain_spread"])
-    assert "gain along the path" in capsys.readouterr().out
+    assert "gain along the path" in (text := capsys.readouterr().out) and "Jacobian spectrum" in text
+    assert len(result["spectrum"]["singular_values"]) == 8  # 2 x 3 balls, and two more
     with pytest.raises(SystemExit):
         gain.main(["--models", str(smoke_models)])  # no --variant
 

@@ -77,7 +77,10 @@ def test_path_length_penalises_uneven_gain_and_evens_a_linear_g():
     q, _ = torch.linalg.qr(torch.randn(36, 8))
     even = q * a.detach().norm() / math.sqrt(8)  # the same squared gain summed over directions, all equal
     assert penalty(even, y).item() < penalty(a, y).item()  # only y's own spread is left
-    assert penalty(a, y).item() == pytest.approx(penalty(5 * a, y).item(), rel=1e-5)  # blind to the scale
+    assert penalty(a, y).item() == pytest.approx(penalty(5 * a, y).item(), rel=1e-5)  # blind to the scale ...
+    scale = torch.ones((), requires_grad=True)
+    (along,) = torch.autograd.grad(penalty(scale * a, y), scale)
+    assert abs(along.item()) < 1e-5 * penalty(a, y).item()  # ... and pulls it neither down nor up
     with torch.no_grad():  # a y for which every |A^T y| is the same: nothing to penalise
         same = y[:1].expand(64, -1, -1, -1)
     assert penalty(a, same).item() == pytest.approx(0.0, abs=1e-10)

@@ -15,7 +15,13 @@ answers a steady walk in z with a steady change on screen. Reported:
   random directions at the same points; each as its spread within a video (std / mean over the
   frames), averaged over videos, beside the real videos' pixel-step spread; and the spread of the
   videos' speeds (each video's mean pixel step, std / mean over the videos) beside the real one's:
-  where it is wide, the slowest videos look frozen.
+  where it is wide, the slowest videos look frozen;
+- ``spectrum``: the singular values of G_F's Jacobian dG_F/dz at prior samples (central differences
+  along each axis of z, step ``JACOBIAN_STEP``): their medians over points, the participation ratio
+  (sum s^2)^2 / sum s^4 (how many directions carry the gain), and, over the 2·balls largest (a
+  frame of b balls moves in 2b ways), their spread (std / mean) and the ratio of the largest to the
+  2b-th; the next one, divided by the largest, shows what is left outside them. Where the 2b gains
+  are uneven, a walk at an even pace in z moves some balls faster than others.
 
 A diagnostic for stage 1 (is this G_F navigable at an even pace?), never a training signal. numpy
 only on an exported variant: the models run in ONNX Runtime.
@@ -58,6 +64,37 @@ def pixel_steps(videos: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(videos, axis=1).reshape(n, t - 1, -1), axis=2)
 
 
+SPECTRUM_POINTS = 100  # each costs 2·latent frames
+JACOBIAN_STEP = 0.02  # central differences: small against G_F's curvature, large against float32's noise
+
+
+def jacobians(source: Source, z: np.ndarray, step: float = JACOBIAN_STEP) -> np.ndarray:
+    """dG_F/dz at each row of z (N, latent) by central differences: (N, pixels, latent)."""
+    n, latent = z.shape
+    axes = np.eye(latent, dtype=np.float32) * step
+    moved = np.concatenate([z[:, None] + axes[None], z[:, None] - axes[None]], axis=1)  # (N, 2L, latent)
+    drawn = source.frames(moved.reshape(-1, latent)).reshape(n, 2, latent, -1)
+    return ((drawn[:, 0] - drawn[:, 1]) / (2 * step)).transpose(0, 2, 1)
+
+
+def spectrum(source: Source, balls: int, seed: int, count: int) -> dict:
+    rng = np.random.default_rng([seed, 3])
+    s = np.linalg.svd(jacobians(source, prior(rng, count, source.latent)), compute_uv=False)  # (N, latent), sorted
+    k = min(2 * balls, s.shape[1])
+    energy = s**2
+    participation = energy.sum(axis=1) ** 2 / np.maximum((energy**2).sum(axis=1), 1e-30)
+    top = s[:, :k]
+    rest = s[:, k] / np.maximum(s[:, 0], 1e-30) if k < s.shape[1] else np.zeros(len(s))
+    return {
+        "singular_values": np.median(s[:, : k + 2], axis=0).round(4).tolist(),
+        "participation": float(np.median(participation)),
+        "ball_directions": k,
+        "ball_gain_spread": float(np.median(spread(top))),
+        "ball_gain_ratio": float(np.median(top[:, 0] / np.maximum(top[:, -1], 1e-30))),
+        "rest_over_largest": float(np.median(rest)),
+    }
+
+
 def point_gains(source: Source, seed: int, count: int, eps: float) -> dict:
     rng = np.random.default_rng([seed, 1])
     g = gains(source, prior(rng, count, source.latent), directions(rng, count, source.latent, eps))
@@ -92,6 +129,7 @@ def path_gains(source: Source, balls: int, seed: int, count: int, eps: float) ->
 def measure(source: Source, balls: int, seed: int, count: int, eps: float) -> dict:
     result = {"seed": seed, "count": count, "eps": eps, **source.provenance}
     result["points"] = point_gains(source, seed, count, eps)
+    result["spectrum"] = spectrum(source, balls, seed, min(count, SPECTRUM_POINTS))
     if source.videos is not None:
         result["paths"] = path_gains(source, balls, seed, count, eps)
     return result
@@ -103,6 +141,14 @@ def markdown(result: dict) -> str:
         f"G_F's gain |G(z + d) - G(z)| / |d|, |d| = {result['eps']}, {result['count']} points, seed {result['seed']}:",
         f"median {p['median']:.2f}, 5-95% {p['p5']:.2f}-{p['p95']:.2f}, spread over points {p['spread']:.0%}",
     ]
+    if "spectrum" in result:
+        q = result["spectrum"]
+        values = ", ".join(f"{v:.1f}" for v in q["singular_values"])
+        lines += [
+            f"Jacobian spectrum (medians over points): {values}; participation ratio {q['participation']:.1f}",
+            f"  the {q['ball_directions']} largest: spread {q['ball_gain_spread']:.0%}, largest / smallest "
+            f"{q['ball_gain_ratio']:.1f}; the next / the largest {q['rest_over_largest']:.3f}",
+        ]
     if "paths" in result:
         q = result["paths"]
         lines += [

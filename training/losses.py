@@ -50,13 +50,15 @@ def path_length(fake: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.T
     """Path-length regularisation (Karras et al., StyleGAN2, CVPR 2020), relative to the batch: the
     lengths L = |J^T y| per sample (J = dG/dz at z, y a random image of N(0, 1/pixels) entries, so
     L^2 averages G's squared gain over every direction in z), penalised by the mean of
-    (L / mean(L) - 1)^2 with the batch's mean held constant. It is smallest when G's gain is the same
-    at every z and in every direction there (J orthogonal up to one scale) and leaves that scale to
-    the rest of the loss; with no running target it needs no state and resumes exactly. ``fake`` =
+    (L / mean(L) - 1)^2, the squared spread of L over the batch. It is smallest when G's gain is the
+    same at every z and in every direction there (J orthogonal up to one scale), and a function of
+    L / mean(L) only, so its gradient never shrinks or grows G's gain as a whole (with the mean held
+    constant it would: every L pulled toward it shrinks them all by their variance); the scale is
+    left to the rest of the loss. No running target: no state, and it resumes exactly. ``fake`` =
     G(z) drawn from a ``z`` that requires grad; the graph is kept for the generator's backward."""
     (grad,) = torch.autograd.grad((fake * y).sum(), z, create_graph=True)
     lengths = grad.flatten(1).norm(dim=1)
-    return ((lengths / lengths.mean().detach().clamp_min(1e-12) - 1) ** 2).mean()
+    return ((lengths / lengths.mean().clamp_min(1e-12) - 1) ** 2).mean()
 
 
 def parent_anchor(fake: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
