@@ -166,11 +166,7 @@ def describe(stage: Stage, data_desc: str) -> str:
             if getattr(cfg, "jacobian_clamp", 0)
             else ""
         )
-        + (
-            f", path_length={cfg.path_length} every {cfg.pl_every} steps"
-            if getattr(cfg, "path_length", 0)
-            else ""
-        )
+        + (f", path_length={cfg.path_length} every {cfg.pl_every} steps" if getattr(cfg, "path_length", 0) else "")
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
         + (f", branched from {cfg.branch}" if cfg.branch else "")
         + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
