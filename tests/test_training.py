@@ -12,7 +12,7 @@ import torch
 
 from training import checkpoint, data
 from training.config import FramesConfig, VideoConfig, make_config
-from training.loop import fit, generator_lr, resolve_device, steepest_step
+from training.loop import fit, generator_lr, resolve_device, steepest_directions, steepest_step
 from training.run import main
 from training.stages import frames_stage
 
@@ -166,6 +166,27 @@ def test_steepest_step_finds_the_direction_of_largest_gain():
     assert torch.equal(steepest_step(generate, z, d, 0), d)  # no power steps: the random steps
 
 
+def test_steepest_directions_find_every_direction_of_gain():
+    torch.manual_seed(0)
+    gains = torch.tensor([9.0, 6.0, 4.0, 1.5, 0.01, 0.01, 0.005, 0.0])  # four ways to move, four flat
+    u, _ = torch.linalg.qr(torch.randn(36, 8))
+    v, _ = torch.linalg.qr(torch.randn(8, 8))
+    a = u @ torch.diag(gains) @ v.T  # a linear G: z -> A z as a 6x6 frame, singular values `gains`
+    generate = lambda z: (z @ a.T).view(-1, 1, 6, 6)  # noqa: E731
+    z, d = torch.randn(5, 8), torch.randn(5, 4, 8)
+    d = d * (0.5 / d.norm(dim=2, keepdim=True))
+    steps = steepest_directions(generate, z, d, 2)
+    assert steps.shape == (20, 8) and not steps.requires_grad
+    assert torch.allclose(steps.norm(dim=1), torch.full((20,), 0.5), atol=1e-5)
+    each = steps.view(5, 4, 8)
+    assert torch.allclose(each @ each.transpose(1, 2), 0.25 * torch.eye(4).expand(5, 4, 4), atol=1e-5)
+    got = (generate(steps).flatten(1).norm(dim=1) / 0.5).view(5, 4)  # the gain along each
+    assert torch.allclose(got.sort(dim=1, descending=True).values, gains[:4].expand(5, 4), rtol=1e-3)
+    moved = generate(steps).flatten(1).view(5, 4, 36)  # the changes on screen are orthogonal too
+    products = moved @ moved.transpose(1, 2)
+    assert (products - torch.diag_embed(torch.diagonal(products, dim1=1, dim2=2))).abs().max() < 1e-3
+
+
 def test_resume_refusals(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no checkpoint to resume from"):
         run(tmp_path, "--stage", "frames", "--resume")
@@ -300,7 +321,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--fc", "8,16", "--seq-features", "4", "--lstm-hidden", "5", "--lstm-layers", "1", "--zf-scale", "2.5",
         "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
         "--zf-path", "absolute", "--zf-step", "0.3", "--jacobian-clamp", "0.5", "--jc-min", "1", "--jc-max", "9",
-        "--jc-eps", "0.3", "--jc-power", "1", "--path-length", "0.5", "--pl-every", "2",
+        "--jc-eps", "0.3", "--jc-power", "1", "--jc-directions", "2", "--path-length", "0.5", "--pl-every", "2",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -322,7 +343,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert (f.jacobian_clamp, f.jc_min, f.jc_max, f.jc_eps, f.jc_power) == (0.5, 1.0, 9.0, 0.3, 1)
     frames_rows = [json.loads(x) for x in (tmp_path / "frames" / "stats.jsonl").read_text().splitlines()]
     assert all(r["jacobian_clamp"] >= 0 for r in frames_rows)
-    assert (f.path_length, f.pl_every) == (0.5, 2)
+    assert (f.path_length, f.pl_every, f.jc_directions) == (0.5, 2, 2)
     assert [r["step"] for r in frames_rows] == [2, 4] and all(r["path_length"] > 0 for r in frames_rows)
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
@@ -358,6 +379,8 @@ def test_config_validation_messages():
         make_config("frames", "huge")
     with pytest.raises(ValueError, match="jc_power must be non-negative"):
         make_config("frames", "smoke", {"jc_power": -1})
+    with pytest.raises(ValueError, match="needs jc_power >= 1"):
+        make_config("frames", "smoke", {"jc_directions": 2})
     with pytest.raises(ValueError, match="path_length must be >= 0 and pl_every >= 1"):
         make_config("frames", "smoke", {"pl_every": 0})
     with pytest.raises(ValueError, match="do not go together"):

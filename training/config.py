@@ -135,6 +135,13 @@ class FramesConfig(StageConfig):
         "Jacobian clamping along G_F's steepest directions: each random d is first turned by N steps of power "
         "iteration (d <- J^T J d, norm kept), so the band bounds the largest gain at z; 0: random directions",
     )
+    jc_directions: int = _f(
+        0,
+        "Jacobian clamping along G_F's K steepest directions at each z at once (K random steps turned by "
+        "--jc-power steps of subspace iteration, then to G_F's singular directions there; K = 2 x balls "
+        "finds every way the balls move), so the band bounds each of those gains; on the first batch / K "
+        "samples, as many steps as one per sample; 0: one step per sample",
+    )
     path_length: float = _f(
         0.0,
         "weight of path-length regularisation in G_F's loss (StyleGAN2's, relative to the batch: the spread of "
@@ -157,6 +164,8 @@ class FramesConfig(StageConfig):
             raise ValueError("jacobian_clamp must be >= 0, jc_eps > 0 and 0 <= jc_min <= jc_max")
         if self.jc_power < 0:
             raise ValueError(f"jc_power must be non-negative, got {self.jc_power}")
+        if self.jc_directions < 0 or (self.jc_directions > 0 and self.jc_power < 1):
+            raise ValueError(f"jc_directions must be >= 0 and needs jc_power >= 1, got {self.jc_directions}")
         if self.path_length < 0 or self.pl_every < 1:
             raise ValueError(f"path_length must be >= 0 and pl_every >= 1, got {self.path_length}, {self.pl_every}")
         if self.init_frames and self.branch:

@@ -92,6 +92,39 @@ def steepest_step(
     return d.detach()
 
 
+def steepest_directions(
+    generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, d: torch.Tensor, power: int
+) -> torch.Tensor:
+    """The K steepest directions of G at each z: from the random steps ``d`` (B, K, latent), ``power``
+    steps of subspace iteration (V <- J^T J V, then orthonormalised; J V by finite differences, J^T by
+    a backward pass to z), then turned within the subspace to G's singular directions there (the
+    right singular vectors of J V: orthogonal steps whose changes on screen are orthogonal too).
+    Returns (B * K, latent), the K steps of each z in a row, each of d's norm; no gradient. A frame of
+    b balls moves in 2b ways and G_F has about that many directions of gain (the rest are flat), so
+    K = 2b and a few steps find them all; Jacobian clamping along them bounds every one of those
+    gains, the smallest (a ball that barely moves for a step in z) as well as the largest."""
+    b, k, latent = d.shape
+    norm = d.norm(dim=2).mean()
+    at_z = z.detach().repeat_interleave(k, dim=0)
+
+    def rows(v: torch.Tensor) -> torch.Tensor:  # (B, latent, K) -> (B * K, latent) steps of length norm
+        return norm * v.transpose(1, 2).reshape(b * k, latent)
+
+    v = torch.linalg.qr(d.float().transpose(1, 2)).Q  # (B, latent, K), orthonormal columns
+    for _ in range(power):
+        at = at_z.clone().requires_grad_(True)
+        with torch.enable_grad():
+            drawn = generate(at)
+            with torch.no_grad():
+                change = generate(at + rows(v)) - drawn
+            (turned,) = torch.autograd.grad((drawn.float() * change.float()).sum(), at)
+        v = torch.linalg.qr(turned.view(b, k, latent).transpose(1, 2)).Q
+    with torch.no_grad():  # J V = W S U^T: the columns of V U are the singular directions in the subspace
+        change = (generate(at_z + rows(v)) - generate(at_z)).float().view(b, k, -1)
+        v = v @ torch.linalg.svd(change, full_matrices=False).U
+    return rows(v).detach()
+
+
 def step_terms(
     cfg: StageConfig, step: int, device: torch.device, world: World = ONE
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[float, float, float, torch.Tensor, int] | None]:
@@ -102,6 +135,10 @@ def step_terms(
     if getattr(cfg, "jacobian_clamp", 0) <= 0:
         return noisy, None
     d = world.shard(clamp_step(cfg.seed, step, cfg.batch, cfg.latent, cfg.jc_eps, device))
+    k = getattr(cfg, "jc_directions", 0)
+    if k > 0:  # K steps for each of the first len(d) // K samples: as many steps as one per sample
+        d = d[: max(len(d) // k, 1) * k] if len(d) >= k else d.repeat(k, 1)[:k]
+        d = d.view(-1, k, cfg.latent)
     return noisy, (cfg.jacobian_clamp, cfg.jc_min, cfg.jc_max, d, cfg.jc_power)
 
 
@@ -173,7 +210,8 @@ def gan_step(
     applied to every discriminator input, real and fake (instance noise);
     ``mode_seeking`` > 0 adds that multiple of MSGAN's term to the generator loss; ``clamp`` =
     (weight, low, high, d, power) adds weight times Jacobian clamping with the step d (B, latent) in
-    z, first turned by ``power`` power-iteration steps toward G's steepest direction at z.
+    z, first turned by ``power`` power-iteration steps toward G's steepest direction at z; or, with
+    d (n, K, latent), along G's K steepest directions at each of the first n z (``steepest_directions``).
     ``train_g=False``: the discriminators' update only (the generator's loss is measured, not
     followed), for a discriminator warm-up against a trained generator. ``anchor`` = (weight, parent)
     adds weight times the excess of the fakes' intensity over ``parent(z)`` (a frozen generator).
@@ -207,11 +245,17 @@ def gan_step(
             row["mode_seeking"] = ms.item()
         if clamp is not None:
             weight, low, high, d, power = clamp
+            plain = getattr(generate, "module", generate)  # a process group's wrapper syncs nothing here
+            start, drawn = z, fake
             with amp():
-                # the directions through the plain module: a process group's wrapper syncs nothing here
-                d = steepest_step(getattr(generate, "module", generate), z, d, power) if power > 0 else d
-                moved = generate(z + d)
-            jc = losses.jacobian_clamp(fake.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
+                if d.dim() == 3:  # (n, K, latent): the K steepest directions at each of the first n z
+                    n, k = d.shape[:2]
+                    d = steepest_directions(plain, z[:n], d, power)
+                    start, drawn = z[:n].repeat_interleave(k, 0), fake[:n].repeat_interleave(k, 0)
+                elif power > 0:
+                    d = steepest_step(plain, z, d, power)
+                moved = generate(start + d)
+            jc = losses.jacobian_clamp(drawn.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
             row["jacobian_clamp"] = jc.item()
         if path is not None:

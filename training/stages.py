@@ -162,7 +162,13 @@ def describe(stage: Stage, data_desc: str) -> str:
         f"mode_seeking={cfg.mode_seeking}, spectral_norm={cfg.spectral_norm}"
         + (
             f", jacobian_clamp={cfg.jacobian_clamp} in [{cfg.jc_min}, {cfg.jc_max}]"
-            + (f" along steepest directions ({cfg.jc_power} power steps)" if cfg.jc_power else "")
+            + (
+                f" along the {cfg.jc_directions} steepest directions ({cfg.jc_power} subspace steps)"
+                if cfg.jc_directions
+                else f" along steepest directions ({cfg.jc_power} power steps)"
+                if cfg.jc_power
+                else ""
+            )
             if getattr(cfg, "jacobian_clamp", 0)
             else ""
         )
