@@ -120,7 +120,8 @@ def steepest_directions(
             (turned,) = torch.autograd.grad((drawn.float() * change.float()).sum(), at)
         v = torch.linalg.qr(turned.view(b, k, latent).transpose(1, 2)).Q
     with torch.no_grad():  # J V = W S U^T: the columns of V U are the singular directions in the subspace
-        change = (generate(at_z + rows(v)) - generate(at_z)).float().view(b, k, -1)
+        drawn, moved = generate(torch.cat([at_z, at_z + rows(v)])).float().chunk(2)  # one batch's statistics
+        change = (moved - drawn).view(b, k, -1)
         v = v @ torch.linalg.svd(change, full_matrices=False).U
     return rows(v).detach()
 
@@ -251,10 +252,13 @@ def gan_step(
                 if d.dim() == 3:  # (n, K, latent): the K steepest directions at each of the first n z
                     n, k = d.shape[:2]
                     d = steepest_directions(plain, z[:n], d, power)
-                    start, drawn = z[:n].repeat_interleave(k, 0), fake[:n].repeat_interleave(k, 0)
-                elif power > 0:
-                    d = steepest_step(plain, z, d, power)
-                moved = generate(start + d)
+                    start = z[:n].repeat_interleave(k, 0)
+                    # G at the start and at the moved points in one batch: batch norm's statistics of
+                    # n distinct z differ from the whole batch's, and that difference is no gain
+                    drawn, moved = generate(torch.cat([start, start + d])).chunk(2)
+                else:
+                    d = steepest_step(plain, z, d, power) if power > 0 else d
+                    moved = generate(start + d)
             jc = losses.jacobian_clamp(drawn.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
             row["jacobian_clamp"] = jc.item()
