@@ -73,6 +73,18 @@ def clamp_step(seed: int, step: int, batch: int, latent: int, norm: float, devic
     return (d * (norm / d.norm(dim=1, keepdim=True))).to(device)
 
 
+def power_step(generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """One power-iteration product J^T J d at each row of z (J = dG/dz there): J d by the finite
+    difference G(z + d) - G(z), J^T by a backward pass to z. (B, latent) in, (B, latent) out."""
+    at = z.detach().requires_grad_(True)
+    with torch.enable_grad():
+        drawn = generate(at)
+        with torch.no_grad():
+            change = generate(at + d) - drawn
+        (turned,) = torch.autograd.grad((drawn.float() * change.float()).sum(), at)
+    return turned
+
+
 def steepest_step(
     generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, d: torch.Tensor, power: int
 ) -> torch.Tensor:
@@ -82,12 +94,7 @@ def steepest_step(
     G's largest gain at z, the one a walk that follows G's steepest path meets. Carries no gradient."""
     norm = d.norm(dim=1, keepdim=True)
     for _ in range(power):
-        at = z.detach().requires_grad_(True)
-        with torch.enable_grad():
-            drawn = generate(at)
-            with torch.no_grad():
-                change = generate(at + d) - drawn
-            (turned,) = torch.autograd.grad((drawn.float() * change.float()).sum(), at)
+        turned = power_step(generate, z, d)
         d = turned * (norm / turned.norm(dim=1, keepdim=True).clamp_min(1e-12))
     return d.detach()
 
@@ -112,13 +119,7 @@ def steepest_directions(
 
     v = torch.linalg.qr(d.float().transpose(1, 2)).Q  # (B, latent, K), orthonormal columns
     for _ in range(power):
-        at = at_z.clone().requires_grad_(True)
-        with torch.enable_grad():
-            drawn = generate(at)
-            with torch.no_grad():
-                change = generate(at + rows(v)) - drawn
-            (turned,) = torch.autograd.grad((drawn.float() * change.float()).sum(), at)
-        v = torch.linalg.qr(turned.view(b, k, latent).transpose(1, 2)).Q
+        v = torch.linalg.qr(power_step(generate, at_z, rows(v)).view(b, k, latent).transpose(1, 2)).Q
     with torch.no_grad():  # J V = W S U^T: the columns of V U are the singular directions in the subspace
         drawn, moved = generate(torch.cat([at_z, at_z + rows(v)])).float().chunk(2)  # one batch's statistics
         change = (moved - drawn).view(b, k, -1)
@@ -244,9 +245,11 @@ def gan_step(
             ms = losses.mode_seeking(fake.float(), z)
             total = total + mode_seeking * ms
             row["mode_seeking"] = ms.item()
+        # the clamp's directions and the path penalty's double backward go through the plain module:
+        # a process group's wrapper has nothing to sync there, and a double backward does not go through it
+        plain = getattr(generate, "module", generate)
         if clamp is not None:
             weight, low, high, d, power = clamp
-            plain = getattr(generate, "module", generate)  # a process group's wrapper syncs nothing here
             start, drawn = z, fake
             with amp():
                 if d.dim() == 3:  # (n, K, latent): the K steepest directions at each of the first n z
@@ -265,8 +268,8 @@ def gan_step(
         if path is not None:
             weight, y = path
             at = z[: y.shape[0]].detach().requires_grad_(True)
-            with amp():  # through the plain module: a double backward does not go through a wrapper
-                drawn = getattr(generate, "module", generate)(at)
+            with amp():
+                drawn = plain(at)
             pl = losses.path_length(drawn.float(), at, y)
             total = total + weight * pl
             row["path_length"] = pl.item()
