@@ -111,6 +111,23 @@ def test_a_looking_sequence_generator_keeps_its_eye_under_the_swap(smoke_runs, t
     np.testing.assert_allclose(own_video, drawn, atol=1e-4)
 
 
+def test_a_g_f_with_folds_exports_with_parity(smoke_runs, tmp_path):
+    from training.run import main as train
+
+    common = ["--preset", "smoke", "--no-progress", "--steps", "2", "--data", "stream"]
+    train([*common, "--stage", "frames", "--init-frames", str(smoke_runs["frames"]), "--g-folds", "8",
+           "--out", str(tmp_path / "run")])  # fmt: skip
+    frames = tmp_path / "run" / "frames" / "latest.pt"
+    train([*common, "--stage", "video", "--frames-checkpoint", str(frames), "--out", str(tmp_path / "run")])
+    export_variant(frames, tmp_path / "run" / "video" / "latest.pt", "3balls", tmp_path / "models")  # checks parity
+    gf, _, _ = load_frame_generator(frames)
+    assert gf.fold_out.weight.abs().sum() > 0
+    z = np.random.default_rng(3).standard_normal((7, 100)).astype(np.float32) * 3  # far out: many folds
+    with torch.no_grad():
+        want = gf(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(run_onnx(tmp_path / "models" / "3balls-frames.onnx", z)[0], want, atol=1e-4)
+
+
 def test_export_refuses_a_model_that_fails_parity(smoke_runs, tmp_path, monkeypatch):
     real_forward = VideoGenerator.forward
 

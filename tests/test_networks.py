@@ -11,6 +11,7 @@ from training.networks import (
     SequenceGenerator,
     VideoGenerator,
     parameter_count,
+    triangle,
 )
 
 
@@ -335,3 +336,34 @@ def test_bad_sizes_are_refused():
         FrameGenerator(width=10)
     with pytest.raises(ValueError, match="kind"):
         DiscriminatorEnsemble(kind="audio", count=1, width=4, seed=0)
+
+
+def test_triangle_folds_a_line_back_on_itself():
+    x = torch.tensor([-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0])
+    want = torch.tensor([1.0, 0.0, -1.0, -0.5, 0.0, 0.5, 1.0, 0.5, 0.0, -1.0, 1.0])
+    torch.testing.assert_close(triangle(x), want)
+    # slope 1 or -1 everywhere: a walk at constant speed stays at that speed and turns at the folds
+    x = (torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 12 - 6).requires_grad_(True)
+    triangle(x).sum().backward()
+    assert torch.allclose(x.grad.abs(), torch.ones(1000))
+    assert (x.grad > 0).float().mean().item() == pytest.approx(0.5, abs=0.1)
+
+
+def test_folds_start_silent_then_change_the_frame():
+    torch.manual_seed(0)
+    plain = FrameGenerator(latent=100, width=8).eval()
+    torch.manual_seed(0)
+    folded = FrameGenerator(latent=100, width=8, folds=64, fold_scale=2.0).eval()
+    z = torch.randn(5, 100)
+    with torch.no_grad():
+        assert torch.equal(folded(z), plain(z))  # the same weights elsewhere, fold_out zero
+    assert folded.fold_in.weight.norm(dim=1).mean().item() == pytest.approx(2.0, rel=0.1)  # std over the prior
+    assert set(folded.state_dict()) - set(plain.state_dict()) == {"fold_in.weight", "fold_in.bias", "fold_out.weight"}
+    folded.train()
+    with torch.no_grad():
+        folded.fold_out.weight.normal_(0.0, 0.1)
+    out = folded(z)
+    out.square().sum().backward()
+    assert folded.fold_in.weight.grad.abs().sum() > 0  # once fold_out moves, the projections learn
+    with torch.no_grad():
+        assert not torch.allclose(folded.eval()(z), plain(z))

@@ -536,6 +536,25 @@ def test_init_frames_fine_tunes_from_another_g_f(tmp_path, capsys):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--init-frames", str(parent), "--g-width", "8")
 
 
+def test_init_frames_into_a_g_f_with_folds_starts_as_the_parent(tmp_path):
+    from training.build import load_frame_generator
+
+    run(tmp_path / "parent", "--stage", "frames", "--data", "stream")
+    parent = tmp_path / "parent" / "frames" / "latest.pt"
+    cfg = make_config("frames", "smoke", {"init_frames": str(parent), "g_folds": 4})
+    stage = frames_stage(cfg, tmp_path / "staged", torch.device("cpu"), None)
+    gf_parent, _, _ = load_frame_generator(parent)
+    z = torch.randn(6, gf_parent.latent)
+    with torch.no_grad():
+        assert torch.equal(stage.generator.eval()(z), gf_parent(z))  # step 0 draws the parent's frames
+    run(tmp_path / "child", "--stage", "frames", "--data", "stream", "--init-frames", str(parent), "--g-folds", "4")
+    child = tmp_path / "child" / "frames" / "latest.pt"
+    gf_child, cfg_child, _ = load_frame_generator(child)
+    assert cfg_child.g_folds == 4 and gf_child.fold_out.weight.abs().sum() > 0  # the folds trained
+    with pytest.raises(SystemExit, match="4 folds"):  # a parent's folds are never dropped
+        run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--init-frames", str(child))
+
+
 def test_resume_from_a_corrupt_latest_names_the_intact_checkpoint(tmp_path, capsys):
     run(tmp_path, "--stage", "frames", "--steps", "4")  # checkpoints at steps 2 and 4
     folder = tmp_path / "frames"

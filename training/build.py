@@ -14,10 +14,15 @@ from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, VideoConfi
 from training.networks import DiscriminatorEnsemble, FrameGenerator, SequenceGenerator
 
 
+def frame_generator(cfg: FramesConfig) -> FrameGenerator:
+    """G_F of ``cfg``'s sizes, initialised from the current random state."""
+    return FrameGenerator(latent=cfg.latent, width=cfg.g_width, folds=cfg.g_folds, fold_scale=cfg.g_fold_scale)
+
+
 def build_frame_generator(cfg: FramesConfig) -> FrameGenerator:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return FrameGenerator(latent=cfg.latent, width=cfg.g_width)
+        return frame_generator(cfg)
 
 
 def build_sequence_generator(
@@ -53,7 +58,7 @@ def load_frame_generator(path: Path) -> tuple[FrameGenerator, FramesConfig, dict
     where it came from."""
     ckpt = checkpoint.load(path, stage=FRAMES)
     cfg = config_from_dict(FRAMES, ckpt["config"])
-    gf = FrameGenerator(latent=cfg.latent, width=cfg.g_width)
+    gf = frame_generator(cfg)
     gf.load_state_dict(checkpoint.generator_weights(ckpt))
     source = {"path": str(path), "step": ckpt["step"], "sha256": sha256(path), "balls": cfg.balls}
     return gf.eval(), cfg, source
@@ -67,7 +72,7 @@ def load_sequence_generator(path: Path) -> tuple[SequenceGenerator, VideoConfig,
     frames_cfg = config_from_dict(FRAMES, ckpt["frames_config"])
     eye = None
     if cfg.zf_look:  # its eye: the G_F it was trained over, which the checkpoint holds
-        eye = FrameGenerator(latent=frames_cfg.latent, width=frames_cfg.g_width)
+        eye = frame_generator(frames_cfg)
         eye.load_state_dict(ckpt["frames_generator"])
     gv = build_sequence_generator(cfg, frames_cfg.latent, eye)
     gv.load_state_dict(checkpoint.generator_weights(ckpt))

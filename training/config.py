@@ -122,6 +122,13 @@ class FramesConfig(StageConfig):
     """Stage 1: G_F against K frame discriminators."""
 
     g_width: int = _f(1024, "channels of G_F's widest layer (paper: 1024)")
+    g_folds: int = _f(
+        0,
+        "G_F's folds: N learned projections of z through a triangle wave (period 4), added into its first layer, "
+        "so that a straight walk in z can come back (a ball can cross the frame and return); they start silent "
+        "(output weights zero), so a fine-tune (--init-frames) from a G_F without them starts as its parent; 0: off",
+    )
+    g_fold_scale: float = _f(1.0, "G_F's folds: the projections' standard deviation over the prior at the start")
     init_frames: str = _f("", "start G_F from this frames checkpoint's generator (fine-tuning; discriminators fresh)")
     d_warmup: int = _f(
         0, "first steps in which only the discriminators train, G_F's weights held (fine-tuning against fresh ones)"
@@ -158,6 +165,8 @@ class FramesConfig(StageConfig):
         super().__post_init__()
         if self.g_width < 4 or self.g_width % 4:
             raise ValueError(f"g_width must be a positive multiple of 4, got {self.g_width}")
+        if self.g_folds < 0 or self.g_fold_scale <= 0:
+            raise ValueError(f"g_folds must be >= 0 and g_fold_scale > 0, got {self.g_folds} and {self.g_fold_scale}")
         if self.d_warmup < 0:
             raise ValueError(f"d_warmup must be non-negative, got {self.d_warmup}")
         if self.jacobian_clamp < 0 or self.jc_eps <= 0 or not 0 <= self.jc_min <= self.jc_max:

@@ -30,20 +30,30 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def triangle(x: torch.Tensor) -> torch.Tensor:
+    """The triangle wave of period 4 through 0 with slope 1: x on [-1, 1], folded back beyond (1 at 1,
+    0 at 2, -1 at 3, ...). Floor, abs and arithmetic only, so it exports to ONNX as it is."""
+    u = (x + 1) / 4
+    return 1 - (4 * (u - torch.floor(u)) - 2).abs()
+
+
 class FrameGenerator(nn.Module):
     """G_F: z (B, latent) -> frame (B, 1, 30, 30) in [-1, 1].
 
     Linear to (width, 2, 2), then transposed convolutions width -> width -> width/2 -> width/4
     (k4 s2 p1, BN, ReLU: 2 -> 4 -> 8 -> 16 pixels) and width/4 -> 1 (k4 s2 p2: 16 -> 30), tanh.
+    With ``folds`` N > 0 the first layer also gets N projections of z through a triangle wave
+    (``fold_in``: std ``fold_scale`` over the prior, random phase; ``fold_out``: zero at the start, so
+    G_F starts as it would without them): a map that can fold a straight walk in z back on itself.
     """
 
     size = 30  # side of the frames, fixed by the layer plan
 
-    def __init__(self, *, latent: int = 100, width: int = 1024) -> None:
+    def __init__(self, *, latent: int = 100, width: int = 1024, folds: int = 0, fold_scale: float = 1.0) -> None:
         super().__init__()
         if width % 4:
             raise ValueError(f"G_F width must be a multiple of 4, got {width}")
-        self.latent, self.width = latent, width
+        self.latent, self.width, self.folds = latent, width, folds
         self.fc = nn.Linear(latent, width * 2 * 2, bias=False)
         self.bn0 = nn.BatchNorm2d(width)
         chans = [width, width, width // 2, width // 4]
@@ -53,9 +63,18 @@ class FrameGenerator(nn.Module):
         blocks += [nn.ConvTranspose2d(chans[-1], 1, 4, 2, 2), nn.Tanh()]
         self.body = nn.Sequential(*blocks)
         dcgan_init(self)
+        if folds:  # built after the rest is drawn: the rest has the weights it would have without folds
+            self.fold_in = nn.Linear(latent, folds)
+            self.fold_out = nn.Linear(folds, width * 2 * 2, bias=False)
+            nn.init.normal_(self.fold_in.weight, 0.0, fold_scale / latent**0.5)
+            nn.init.uniform_(self.fold_in.bias, -2.0, 2.0)  # a random phase within the period
+            nn.init.zeros_(self.fold_out.weight)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.fc(z).view(-1, self.width, 2, 2)  # (B, width, 2, 2)
+        h = self.fc(z)
+        if self.folds:
+            h = h + self.fold_out(triangle(self.fold_in(z)))
+        h = h.view(-1, self.width, 2, 2)  # (B, width, 2, 2)
         return self.body(F.relu(self.bn0(h)))  # (B, 1, 30, 30)
 
 

@@ -81,7 +81,13 @@ def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np
         if (parent_cfg.latent, parent_cfg.g_width) != (cfg.latent, cfg.g_width):
             raise ValueError(f"--init-frames {cfg.init_frames}: G_F of latent {parent_cfg.latent}, width "
                              f"{parent_cfg.g_width}; this config has {cfg.latent}, {cfg.g_width}")  # fmt: skip
-        gf.load_state_dict(parent.state_dict())
+        if parent.folds and parent.folds != gf.folds:
+            raise ValueError(f"--init-frames {cfg.init_frames}: G_F with {parent.folds} folds; this config has "
+                             f"{gf.folds} (give --g-folds {parent.folds})")  # fmt: skip
+        # a parent without folds: the child's folds start silent (fold_out zero), the rest is the parent
+        missing, unexpected = gf.load_state_dict(parent.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("fold_") for k in missing):
+            raise ValueError(f"--init-frames {cfg.init_frames}: weights do not match ({missing + unexpected})")
         # --anchor: the parent stays, frozen, in training mode like G_F (batch statistics of the same z)
         parent = parent.to(device).train().requires_grad_(False) if cfg.anchor > 0 else None
     gf = gf.to(device)
