@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from training import losses
-from training.build import build_discriminators, build_frame_generator, build_sequence_generator
+from training.build import build_discriminators, build_frame_generator, build_sequence_generator, frame_generator
 from training.config import make_config
 from training.loop import autocast, gan_step, instance_noise, make_optimizer, native_bf16
-from training.networks import DiscriminatorEnsemble, FrameGenerator, VideoFrames, VideoGenerator
+from training.networks import DiscriminatorEnsemble, VideoFrames, VideoGenerator
 
 VARIANTS = {
     "frames": ("batched", "conv-head", "loop", "contiguous", "compiled", "bf16"),
@@ -75,7 +75,7 @@ def build_frames(variant: str):
     real = torch.rand(cfg.batch, 1, 30, 30, generator=gen) * 2 - 1
     z = torch.randn(cfg.batch, cfg.latent, generator=gen)
     torch.manual_seed(0)
-    gf = FrameGenerator(latent=cfg.latent, width=cfg.g_width)
+    gf = frame_generator(cfg)
     opt_g = make_optimizer(cfg.optimizer, gf.parameters(), cfg.lr_g)
     if variant == "loop":
         discs = [
