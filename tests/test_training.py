@@ -555,6 +555,40 @@ def test_init_frames_into_a_g_f_with_folds_starts_as_the_parent(tmp_path):
         run(tmp_path / "bad", "--stage", "frames", "--data", "stream", "--init-frames", str(child))
 
 
+def test_fold_span_draws_the_folds_inside_the_parents_steepest_directions(tmp_path):
+    from training import folds
+    from training.build import load_frame_generator
+
+    run(tmp_path / "parent", "--stage", "frames", "--data", "stream")
+    parent = tmp_path / "parent" / "frames" / "latest.pt"
+    gf_parent, _, _ = load_frame_generator(parent)
+    span = folds.steepest_span(gf_parent, 4, seed=5)
+    assert torch.allclose(span.T @ span, torch.eye(4), atol=1e-5)
+    # the span is where the parent moves most: a step along its first vector changes more than random ones
+    z, eps = torch.randn(16, gf_parent.latent), 0.05
+    with torch.no_grad():
+        along = (gf_parent(z + eps * span[:, 0]) - gf_parent(z)).flatten(1).norm(dim=1).mean()
+        d = torch.nn.functional.normalize(torch.randn(16, gf_parent.latent), dim=1)
+        random = (gf_parent(z + eps * d) - gf_parent(z)).flatten(1).norm(dim=1).mean()
+    assert along > 1.5 * random
+
+    base = {"init_frames": str(parent), "g_folds": 6, "seed": 5}
+    cpu = torch.device("cpu")
+    plain = frames_stage(make_config("frames", "smoke", base), tmp_path / "a", cpu, None)
+    aimed = frames_stage(make_config("frames", "smoke", {**base, "g_fold_span": 4}), tmp_path / "b", cpu, None)
+    w_plain, w_aimed = plain.generator.fold_in.weight.detach(), aimed.generator.fold_in.weight.detach()
+    assert torch.allclose(w_aimed.norm(dim=1), w_plain.norm(dim=1), rtol=1e-5)  # as long as drawn
+    assert not torch.allclose(w_aimed, w_plain)
+    inside = w_aimed @ span @ span.T  # each row's part inside the span: the whole row
+    assert torch.allclose(inside, w_aimed, atol=1e-4 * w_aimed.norm().item())
+    assert (w_plain @ span).norm() < 0.8 * w_plain.norm()  # drawn over all of z, most of it lies outside
+    with torch.no_grad():
+        assert torch.equal(aimed.generator.eval()(z), gf_parent(z))  # still silent: step 0 is the parent
+    for bad in ({"g_fold_span": 4}, {"g_fold_span": 4, "g_folds": 6}, {**base, "g_fold_span": gf_parent.latent + 1}):
+        with pytest.raises(ValueError, match="g_fold_span"):
+            make_config("frames", "smoke", bad)
+
+
 def test_resume_from_a_corrupt_latest_names_the_intact_checkpoint(tmp_path, capsys):
     run(tmp_path, "--stage", "frames", "--steps", "4")  # checkpoints at steps 2 and 4
     folder = tmp_path / "frames"

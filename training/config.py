@@ -129,6 +129,12 @@ class FramesConfig(StageConfig):
         "(output weights zero), so a fine-tune (--init-frames) from a G_F without them starts as its parent; 0: off",
     )
     g_fold_scale: float = _f(1.0, "G_F's folds: the projections' standard deviation over the prior at the start")
+    g_fold_span: int = _f(
+        0,
+        "with --g-folds and --init-frames: draw the folds' projections inside the parent G_F's K steepest "
+        "directions (top eigenvectors of J^T J averaged over the prior, J = dG_F/dz: where the parent moves its "
+        "balls, 2 per ball) instead of over all of z; 0: all of z",
+    )
     init_frames: str = _f("", "start G_F from this frames checkpoint's generator (fine-tuning; discriminators fresh)")
     d_warmup: int = _f(
         0, "first steps in which only the discriminators train, G_F's weights held (fine-tuning against fresh ones)"
@@ -167,6 +173,8 @@ class FramesConfig(StageConfig):
             raise ValueError(f"g_width must be a positive multiple of 4, got {self.g_width}")
         if self.g_folds < 0 or self.g_fold_scale <= 0:
             raise ValueError(f"g_folds must be >= 0 and g_fold_scale > 0, got {self.g_folds} and {self.g_fold_scale}")
+        if self.g_fold_span and not (self.g_folds and self.init_frames and 0 < self.g_fold_span <= self.latent):
+            raise ValueError(f"g_fold_span needs --g-folds, --init-frames and 0 < K <= latent, got {self.g_fold_span}")
         if self.d_warmup < 0:
             raise ValueError(f"d_warmup must be non-negative, got {self.d_warmup}")
         if self.jacobian_clamp < 0 or self.jc_eps <= 0 or not 0 <= self.jc_min <= self.jc_max:

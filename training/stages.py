@@ -11,7 +11,7 @@ import torch
 
 from balls import metrics, motion
 from training import data as bb
-from training import images
+from training import folds, images
 from training.build import build_discriminators, build_frame_generator, build_sequence_generator, load_frame_generator
 from training.config import FRAMES, VIDEO, FramesConfig, StageConfig, VideoConfig
 from training.datasets import FrameDataset, VideoDataset
@@ -88,6 +88,8 @@ def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np
         missing, unexpected = gf.load_state_dict(parent.state_dict(), strict=False)
         if unexpected or any(not k.startswith("fold_") for k in missing):
             raise ValueError(f"--init-frames {cfg.init_frames}: weights do not match ({missing + unexpected})")
+        if cfg.g_fold_span:  # the folds inside the parent's steepest directions (a resume then loads its own)
+            folds.aim(gf, folds.steepest_span(gf, cfg.g_fold_span, cfg.seed), cfg.seed)
         # --anchor: the parent stays, frozen, in training mode like G_F (batch statistics of the same z)
         parent = parent.to(device).train().requires_grad_(False) if cfg.anchor > 0 else None
     gf = gf.to(device)
