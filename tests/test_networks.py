@@ -258,6 +258,43 @@ def test_steady_path_takes_steps_of_one_length_per_video(tmp_path):
         SequenceGenerator(path="steady", **{**opts, "latent": 8})
 
 
+def test_inertial_path_coasts_unless_its_gate_opens(tmp_path):
+    from export.onnx_export import _export, check
+
+    opts = dict(latent=16, frame_latent=16, frames=6, fc=(8,), seq_features=4, lstm_hidden=4, lstm_layers=1)
+    torch.manual_seed(0)
+    gv = SequenceGenerator(path="inertial", step=0.05, **opts).eval()
+    with torch.no_grad():  # weights far from DCGAN's small init: steps that differ from frame to frame
+        for name, p in gv.named_parameters():
+            if name != "gate.bias":
+                p.normal_(0.0, 0.5)
+    assert torch.allclose(torch.sigmoid(gv.gate.bias), torch.tensor(0.1192), atol=1e-4)  # nearly closed
+    z = torch.randn(5, 16)
+    zf = gv(z)
+    assert zf.shape == (5, 6, 16) and torch.equal(zf[:, 0], z)  # the first frame is G_F(z_v)
+    steps = zf[:, 1:] - zf[:, :-1]
+    assert 0 < steps.abs().max() <= 0.05 + 1e-6  # mixes of bounded steps stay bounded
+    zf.sum().backward()
+    assert gv.gate.weight.grad.abs().sum() > 0 and gv.head.weight.grad.abs().sum() > 0
+    residual = SequenceGenerator(path="residual", step=0.05, **opts).eval()
+    residual.load_state_dict({k: v for k, v in gv.state_dict().items() if not k.startswith("gate.")})
+    with torch.no_grad():
+        gv.gate.weight.zero_()
+        gv.gate.bias.fill_(-50.0)  # closed: the first step, repeated (a straight line at one speed)
+        coasting = gv(z)[:, 1:] - gv(z)[:, :-1]
+        torch.testing.assert_close(coasting, coasting[:, :1].expand_as(coasting))
+        gv.gate.bias.fill_(50.0)  # open: every step afresh, the residual path of the same weights
+        torch.testing.assert_close(gv(z), residual(z))
+        walked = gv(z)[:, 1:] - gv(z)[:, :-1]
+        assert (walked - walked[:, :1]).abs().max() > 1e-3
+        gv.gate.bias.fill_(-1.0)
+    path = tmp_path / "gv.onnx"
+    _export(gv, 16, ["z_f"], path)
+    assert check(gv, path, 16) < 1e-4  # the unrolled mix exports to ONNX and runs the same in ONNX Runtime
+    with pytest.raises(ValueError, match="latent .* must equal frame_latent"):
+        SequenceGenerator(path="inertial", **{**opts, "latent": 8})
+
+
 def test_projection_is_a_unit_norm_buffer():
     disc = DiscriminatorEnsemble(kind="frame", count=6, width=4, seed=3)
     w = disc.projection.weight

@@ -17,7 +17,7 @@ from typing import Any
 
 OPTIMIZERS = ("rmsprop", "adam")
 G_LOSS_MODES = ("sum", "hypervolume")  # how the K generator losses combine (training/losses.py)
-ZF_PATHS = ("absolute", "residual", "steady")  # how G_V writes its path of z_F (training/networks.py)
+ZF_PATHS = ("absolute", "residual", "steady", "inertial")  # how G_V writes its path of z_F (training/networks.py)
 D_INPUTS = ("frames", "diffs", "frames+diffs", "diffs+accel")  # what a video discriminator sees (training/networks.py)
 FRAMES, VIDEO = "frames", "video"
 
@@ -206,12 +206,14 @@ class VideoConfig(StageConfig):
     zf_sphere: bool = _f(
         False,
         "absolute path: rescale each z_F to norm zf_scale * sqrt(latent), where N(0, I) samples lie; residual "
-        "and steady paths: rescale each z_F to the norm of z_v, so the walk keeps to its start's shell",
+        "steady and inertial paths: rescale each z_F to the norm of z_v, so the walk keeps to its start's shell",
     )
     zf_path: str = _f(
         "absolute",
         "absolute: z_F = tanh(...) (paper); residual: z_F,0 = z_v, then steps of zf_step * tanh; steady: "
-        "z_F,0 = z_v, then steps of one length per video (at most zf_step * sqrt(latent)), directions free",
+        "z_F,0 = z_v, then steps of one length per video (at most zf_step * sqrt(latent)), directions free; "
+        "inertial: a residual path whose every step is a gated mix (per coordinate, nearly closed at the start) "
+        "of the step before and a fresh one, so the walk coasts unless G_V changes course",
     )
     zf_step: float = _f(
         0.1,

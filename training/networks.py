@@ -30,6 +30,9 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+INERTIA_BIAS = -2.0  # the inertial path's gates start nearly closed: sigmoid(-2) ~ 0.12 of a fresh step
+
+
 def triangle(x: torch.Tensor) -> torch.Tensor:
     """The triangle wave of period 4 through 0 with slope 1: x on [-1, 1], folded back beyond (1 at 1,
     0 at 2, -1 at 3, ...). Floor, abs and arithmetic only, so it exports to ONNX as it is."""
@@ -98,6 +101,14 @@ class SequenceGenerator(nn.Module):
     can be). Real balls keep their speed between contacts (the data's total kinetic energy never
     changes): a G_V that cannot speed up or slow down in z is pushed toward that, not made to.
 
+    ``path="inertial"`` (not the paper's) is a residual path whose steps keep going: z_F,t = z_F,t-1 +
+    s_t, s_1 = step * tanh(head(h_1)), s_t = (1 - g_t) * s_t-1 + g_t * step * tanh(head(h_t)) with a
+    gate g_t = sigmoid(gate(h_t)) per coordinate of z, closed at the start (bias ``INERTIA_BIAS``: g
+    ~ 0.12). A real ball runs straight between contacts; a residual G_V writes every step afresh,
+    and its path in z turns by ~10 degrees a frame (docs/training-log.md #22), which G_F turns into
+    speed changes. Here coasting is the default and a change of course is something G_V opens the
+    gate for. Steps stay within ``step`` per coordinate, as a residual path's.
+
     ``look=True`` (not the paper's; residual path only) closes the loop: G_V sees what its steps do.
     The frozen G_F it is trained over (``attach_eye``) renders each frame of the path as it is
     written, and the length of the next step is scaled by 2 * sigmoid(pace([h_t, e_t])), where e_t is
@@ -124,8 +135,8 @@ class SequenceGenerator(nn.Module):
         look: bool = False,
     ) -> None:
         super().__init__()
-        if path not in ("absolute", "residual", "steady"):
-            raise ValueError(f"path must be 'absolute', 'residual' or 'steady', not {path!r}")
+        if path not in ("absolute", "residual", "steady", "inertial"):
+            raise ValueError(f"path must be 'absolute', 'residual', 'steady' or 'inertial', not {path!r}")
         if path != "absolute" and latent != frame_latent:
             raise ValueError(
                 f"a residual path starts at z_v: latent ({latent}) must equal frame_latent ({frame_latent})"
@@ -152,7 +163,10 @@ class SequenceGenerator(nn.Module):
         self.look = nn.Sequential(*look_layers) if look else None
         self.pace = nn.Linear(2 * lstm_hidden + 32, 1) if look else None
         self.eye: FrameGenerator | None = None
+        self.gate = nn.Linear(2 * lstm_hidden, frame_latent) if path == "inertial" else None
         dcgan_init(self)
+        if self.gate is not None:
+            nn.init.constant_(self.gate.bias, INERTIA_BIAS)
 
     def attach_eye(self, frames: FrameGenerator) -> SequenceGenerator:
         """The frozen G_F that a looking G_V sees its path through (the one it is trained over; it
@@ -181,6 +195,8 @@ class SequenceGenerator(nn.Module):
             if self.look is not None:
                 return self._looking_path(z, h, steps)
             return self._on_shell(z, torch.cat([z[:, None], z[:, None] + torch.cumsum(steps, dim=1)], dim=1)), None
+        if self.path == "inertial":
+            return self._on_shell(z, self._coasting_path(z, h)), None
         if self.path == "steady":
             u = self.head(h[:, 1:])  # (B, T-1, frame_latent): the directions
             u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-6)
@@ -191,6 +207,18 @@ class SequenceGenerator(nn.Module):
         if self.radius is not None:
             return zf * (self.radius / zf.norm(dim=-1, keepdim=True).clamp_min(1e-6)), None
         return zf * self.out_scale, None
+
+    def _coasting_path(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The inertial path: each step a gated mix of the step before and a fresh one."""
+        if self.gate is None:
+            raise RuntimeError("an inertial path needs its gate")
+        fresh = self.step * torch.tanh(self.head(h[:, 1:]))  # (B, T-1, frame_latent)
+        gates = torch.sigmoid(self.gate(h[:, 2:]))  # (B, T-2, frame_latent): the first step has none
+        path, step = [z, z + fresh[:, 0]], fresh[:, 0]
+        for t in range(1, fresh.shape[1]):
+            step = step + gates[:, t - 1] * (fresh[:, t] - step)
+            path.append(path[-1] + step)
+        return torch.stack(path, dim=1)
 
     def _on_shell(self, z: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
         """A walk from z_v (B, T, latent) as it is, or with ``sphere`` each point rescaled to |z_v|: the
