@@ -14,7 +14,12 @@ Four measures follow, per video and per set of videos:
   videos (px/frame);
 - ``energy_spread``: the coefficient of variation (std / mean) of sum_i |v_i|^2 over a video's
   tracked frame pairs, averaged over videos (videos that hold still are left out: their mean is
-  ~0; the speed distance shows them).
+  ~0; the speed distance shows them);
+- ``speed_jitter``: the root mean square of log(|v_t+1| / |v_t|), a clear ball's change of speed
+  from one frame to the next (where both steps exceed ``MOVING_PX``), pooled over a set. Unlike the
+  energy spread it sees only frame-to-frame changes, not a slow drift; relative to the speed, so a
+  wavering that stays under ``ACCEL_PX`` at one speed shows as it would at another (a G_F that moves
+  a ball twice as fast along the same walk turns it into unexplained accelerations).
 
 Tracking: the ball centres of ``metrics.ball_centres`` in frames that show exactly ``n_balls``
 components; consecutive such frames are matched by the assignment of least total distance. Frames
@@ -31,7 +36,7 @@ seed 0, tracked centres against the simulator's true positions; 1 ball / 3 balls
   simulator's clear balls move on straight lines; four centroid errors add up in a second
   difference): ``ACCEL_PX`` = 0.5 is 1.6x that; so real videos score 0 teleports, 0 unexplained;
 - real energy spread 0.15 / 0.12 (tracking noise on the speeds; collisions within a frame shorten
-  that frame's displacement).
+  that frame's displacement); real speed jitter 0.05 / 0.13 (the same noise, on slower balls with 3).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from balls.simulator import BOX, RADIUS
 TELEPORT_PX = 4.0  # a tracked ball that moves farther than this in one frame teleported
 ACCEL_PX = 0.5  # px/frame^2: an acceleration above this away from walls and balls is unexplained
 CLEAR_PX = 2.0  # a ball this far from every wall and ball (edge to edge, px) cannot touch one in a frame
+MOVING_PX = 0.2  # px/frame: speed_jitter compares steps longer than this (a still ball has no ratio)
 
 
 @dataclass
@@ -61,6 +67,7 @@ class VideoMotion:
     unexplained: int = 0  # ... above ACCEL_PX
     speeds: list[float] = field(default_factory=list)  # per ball and pair, px/frame
     energies: list[float] = field(default_factory=list)  # sum_i |v_i|^2 per pair without a teleport
+    speed_ratios: list[float] = field(default_factory=list)  # log(|v_t+1| / |v_t|) of clear, moving balls
 
     @property
     def teleport_rate(self) -> float:
@@ -135,9 +142,12 @@ def video_motion(video: np.ndarray, n_balls: int, tracked: list[np.ndarray | Non
             m.teleports += 1
         else:
             m.energies.append(float((step**2).sum()))
-    for _, _, clear, accel in accelerations(tracked, video.shape[-1]):
+    for t, _, clear, accel in accelerations(tracked, video.shape[-1]):
         m.clear += int(clear.sum())
         m.unexplained += int((clear & (accel > ACCEL_PX)).sum())
+        before, after = (np.linalg.norm(tracked[t + i] - tracked[t + i - 1], axis=1) for i in (0, 1))
+        moving = clear & (before > MOVING_PX) & (after > MOVING_PX)
+        m.speed_ratios.extend(np.log(after[moving] / before[moving]).tolist())
     return m
 
 
@@ -153,10 +163,12 @@ def pooled(per_video: list[VideoMotion], real_speeds: np.ndarray | None = None) 
     clear = sum(m.clear for m in per_video)
     spreads = [s for m in per_video if (s := m.energy_spread) is not None]
     speeds = np.concatenate([m.speeds for m in per_video]) if pairs else np.zeros(0)
+    ratios = np.asarray([r for m in per_video for r in m.speed_ratios])
     report = {
         "teleport_rate": sum(m.teleports for m in per_video) / pairs if pairs else 0.0,
         "unexplained_rate": sum(m.unexplained for m in per_video) / clear if clear else 0.0,
         "energy_spread": float(np.mean(spreads)) if spreads else float("nan"),
+        "speed_jitter": float(np.sqrt(np.mean(ratios**2))) if ratios.size else float("nan"),
         "mean_speed": float(speeds.mean()) if speeds.size else float("nan"),
         "tracked_pairs": pairs,
         "clear_accelerations": clear,
@@ -214,6 +226,7 @@ def calibrate(videos: int = 200, n_balls: int = 3, seed: int = 0, length: int = 
         "longest_step_px": float(np.max(steps)),
         "largest_clear_acceleration_px": float(np.max(accels)) if accels else 0.0,
         "energy_spread": report["energy_spread"],
+        "speed_jitter": report["speed_jitter"],
         "teleport_rate": report["teleport_rate"],
         "unexplained_rate": report["unexplained_rate"],
     }

@@ -34,8 +34,9 @@ def test_evaluate_writes_table_and_figures(smoke_runs, tmp_path, capsys):
     assert Image.open(out / "fig5-isomap.png").size == (600, 500)
     assert Image.open(out / "paths.png").size[0] > 400
     for key in ("motion", "motion_real"):
-        assert {"teleport_rate", "unexplained_rate", "speed_w1", "energy_spread"} <= table[key].keys()
+        assert {"teleport_rate", "unexplained_rate", "speed_w1", "energy_spread", "speed_jitter"} <= table[key].keys()
     assert table["motion_real"]["teleport_rate"] == 0 and table["motion_real"]["unexplained_rate"] == 0
+    assert table["motion_real"]["speed_jitter"] < 0.2 and "| speed jitter |" in md
     for key in ("motion", "motion_real"):  # Table 1's metric and the count on the physics videos too
         m = table[key]
         assert 0 <= m["lowest_mse"] <= m["mse"] and 0 <= m["right_count"] <= 1
@@ -104,6 +105,7 @@ def test_pick_ranks_checkpoints_by_the_validation_score(smoke_runs, tmp_path, ca
             parts = row[variant]
             assert 0 <= parts["teleport_rate"] <= 1 and 0 <= parts["unexplained_rate"] <= 1 and parts["mse"] >= 0
             assert 0 <= parts["slowest_ratio"] <= parts["mse_ratio"]  # the slowest video is at most the mean
+            assert not parts["speed_jitter"] < 0  # reported beside the score (NaN where no ball was tracked)
         assert row["score"] == pytest.approx(pick.score(row["own"]) + pick.score(row["swap"]))
     assert "| checkpoint |" in capsys.readouterr().out
     both = tmp_path / "pairs.json"  # two swap G_Fs: every pair scored, the own half measured once per G_V

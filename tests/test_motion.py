@@ -71,6 +71,24 @@ def test_frozen_and_speeding_videos_show_in_speed_and_energy():
     assert inside.sum() >= 5 and spread > 2 * motion.motion_report(real, 1)["energy_spread"]
 
 
+def test_speed_jitter_sees_a_ball_that_wavers_and_not_one_that_drifts():
+    paths = real_paths(40, 1, 14)
+    real = motion.motion_report(videos_of(paths), 1)["speed_jitter"]
+    direction = np.array([1.0, 0.6]) / np.hypot(1.0, 0.6)
+    # straight lines through the centre: one at a speed that alternates 0.8 / 1.05 px a frame (half
+    # ACCEL_PX: hardly ever an unexplained acceleration), one that slows steadily from 1.05 to 0.8
+    wavering = np.cumsum(np.where(np.arange(30) % 2, 1.05, 0.8), dtype=float)
+    drifting = np.cumsum(np.linspace(1.05, 0.8, 30))
+    rows = []
+    for travel in (wavering, drifting):
+        centre = np.full((40, 1, 1, 2), BOX / 2) + (np.arange(40) % 5 - 2)[:, None, None, None] * 0.5
+        moved = centre - travel[-1] / 2 / 30 * BOX * direction + travel[None, :, None, None] / 30 * BOX * direction
+        rows.append(motion.motion_report(videos_of(moved), 1))
+    assert real < 0.1  # calibrated: 0.05 with 1 ball
+    assert rows[0]["unexplained_rate"] < 0.05 and rows[0]["speed_jitter"] > 3 * real  # |log(1.05 / 0.8)| = 0.27
+    assert rows[1]["speed_jitter"] < 2 * real and rows[1]["energy_spread"] > 0.1  # a drift is the energy spread's
+
+
 def test_per_video_rates_and_calibration():
     paths = real_paths(4, 1, 13)
     x = paths[0, 10:, 0, 0]

@@ -35,7 +35,7 @@ from training import images
 
 VIDEOS = 30  # Table 1: mean and std over 30 videos
 FRAMES = 30
-PHYSICS = ("teleport_rate", "unexplained_rate", "speed_w1", "energy_spread")
+PHYSICS = ("teleport_rate", "unexplained_rate", "speed_w1", "energy_spread", "speed_jitter")
 
 
 @dataclass
@@ -291,15 +291,16 @@ def markdown(table: dict[str, Any]) -> str:
         f"Physics of the motion ({table['motion_videos']} videos each; balls.motion)",
         "",
         "| videos | teleport steps (> 4 px) | unexplained accelerations | speed W1 (px/frame) | energy spread "
-        "| mean speed | consecutive-frame MSE (slowest video) | right ball count |",
-        "|---|---|---|---|---|---|---|---|",
+        "| speed jitter | mean speed | consecutive-frame MSE (slowest video) | right ball count |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, name in (("motion_real", "real"), ("motion", "generated")):
         if key in table:
             m = table[key]
             lines.append(
                 f"| {name} | {m['teleport_rate']:.1%} | {m['unexplained_rate']:.1%} | {m['speed_w1']:.3f} "
-                f"| {m['energy_spread']:.3f} | {m['mean_speed']:.2f} | {m['mse']:.4f} ({m['lowest_mse']:.4f}) "
+                f"| {m['energy_spread']:.3f} | {m['speed_jitter']:.3f} | {m['mean_speed']:.2f} "
+                f"| {m['mse']:.4f} ({m['lowest_mse']:.4f}) "
                 f"| {m['right_count']:.1%} |"
             )
     if "c2st" in table:

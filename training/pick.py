@@ -10,8 +10,9 @@ Each video checkpoint's G_V runs over its own G_F (``--frames``) and, unchanged,
 seed, not a report seed) the score is, summed over the two variants, teleport rate + unexplained-
 acceleration rate + |MSE / real MSE - 1| (lower is better): smooth motion at the real speed. Each
 half also reports its slowest video's MSE over the real mean (``slowest_ratio``; a frozen video
-shows below 0.5), outside the score. Only physics and Table 1 enter it; the two-sample test stays an
-independent check of the pick. Prints a markdown table, best first.
+shows below 0.5) and its balls' frame-to-frame speed jitter (``speed_jitter``, balls.motion),
+outside the score. Only physics and Table 1 enter it; the two-sample test stays an independent
+check of the pick. Prints a markdown table, best first.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def measure(source: Source, balls: int, seed: int, count: int) -> dict[str, floa
         "mse": ours["mse"],
         "mse_ratio": ours["mse"] / real_mse,
         "slowest_ratio": ours["lowest_mse"] / real_mse,  # a frozen video: below 0.5 (the issue's floor)
+        "speed_jitter": moves["speed_jitter"],  # outside the score: what a faster swap G_F amplifies
         "right_count": ours["right_count"],
     }
 
