@@ -94,6 +94,31 @@ def test_path_length_penalises_uneven_gain_and_evens_a_linear_g():
     assert after[0] / after[-1] < 0.5 * before[0] / before[-1]  # the gains come closer together
 
 
+def test_gain_steadiness_is_zero_on_a_line_and_blind_to_the_scale():
+    torch.manual_seed(0)
+    z, d = torch.randn(32, 8), 0.1 * torch.randn(32, 8)
+    a = torch.randn(36, 8)
+
+    def steadiness(g):
+        return losses.gain_steadiness(g(z), g(z + d), g(z + 2 * d))
+
+    def linear(x):
+        return (x @ a.T).view(-1, 1, 6, 6)
+
+    def curved(x):  # the gain grows along the walk: the second step changes the frame more than the first
+        return torch.exp(x @ a.T).view(-1, 1, 6, 6)
+
+    assert steadiness(linear) == pytest.approx(0.0, abs=1e-8)  # a linear G answers two equal steps equally
+    assert steadiness(curved) > 1e-3
+    assert steadiness(lambda x: 10 * curved(x)).item() == pytest.approx(steadiness(curved).item(), rel=1e-4)
+    # (log 2)^2 where the second step changes the frame twice as much as the first
+    fake, moved, further = torch.zeros(2, 4), torch.ones(2, 4), 3 * torch.ones(2, 4)
+    assert losses.gain_steadiness(fake, moved, further).item() == pytest.approx(math.log(2) ** 2)
+    moved = moved.clone().requires_grad_(True)
+    losses.gain_steadiness(fake, moved, further).backward()
+    assert (moved.grad < 0).all()  # descent moves the middle frame up, toward 1.5: two equal steps
+
+
 def test_parent_anchor_penalises_only_light_the_parent_did_not_draw():
     parent = -torch.ones(2, 1, 2, 2)
     parent[:, 0, 0, 0] = 1.0  # the parent drew light at pixel (0, 0) only

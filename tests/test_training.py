@@ -322,6 +322,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
         "--zf-sphere", "--instance-noise", "0.2", "--mode-seeking", "0.5", "--spectral-norm",
         "--zf-path", "absolute", "--zf-step", "0.3", "--jacobian-clamp", "0.5", "--jc-min", "1", "--jc-max", "9",
         "--jc-eps", "0.3", "--jc-power", "1", "--jc-directions", "2", "--path-length", "0.5", "--pl-every", "2",
+        "--gain-steady", "0.5",
     )  # fmt: skip
     f = FramesConfig(**json.loads((tmp_path / "frames" / "config.json").read_text()))
     v = json.loads((tmp_path / "video" / "config.json").read_text())
@@ -343,6 +344,7 @@ def test_every_config_flag_reaches_the_config(tmp_path):
     assert (f.jacobian_clamp, f.jc_min, f.jc_max, f.jc_eps, f.jc_power) == (0.5, 1.0, 9.0, 0.3, 1)
     frames_rows = [json.loads(x) for x in (tmp_path / "frames" / "stats.jsonl").read_text().splitlines()]
     assert all(r["jacobian_clamp"] >= 0 for r in frames_rows)
+    assert f.gain_steady == 0.5 and all(r["gain_steady"] >= 0 for r in frames_rows)
     assert (f.path_length, f.pl_every, f.jc_directions) == (0.5, 2, 2)
     assert [r["step"] for r in frames_rows] == [2, 4] and all(r["path_length"] > 0 for r in frames_rows)
     rows = [json.loads(x) for x in (tmp_path / "video" / "stats.jsonl").read_text().splitlines()]

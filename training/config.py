@@ -155,6 +155,12 @@ class FramesConfig(StageConfig):
         "finds every way the balls move), so the band bounds each of those gains; on the first batch / K "
         "samples, as many steps as one per sample; 0: one step per sample",
     )
+    gain_steady: float = _f(
+        0.0,
+        "with --jacobian-clamp: weight of a penalty on G_F's gain changing along a straight walk, the mean of "
+        "(log |G(z+2d) - G(z+d)| - log |G(z+d) - G(z)|)^2 over the clamp's steps d (scale-free: the band keeps "
+        "the gain's size); where the gain changes from one step to the next, a G_V's balls change speed; 0: off",
+    )
     path_length: float = _f(
         0.0,
         "weight of path-length regularisation in G_F's loss (StyleGAN2's, relative to the batch: the spread of "
@@ -183,6 +189,8 @@ class FramesConfig(StageConfig):
             raise ValueError(f"jc_power must be non-negative, got {self.jc_power}")
         if self.jc_directions < 0 or (self.jc_directions > 0 and self.jc_power < 1):
             raise ValueError(f"jc_directions must be >= 0 and needs jc_power >= 1, got {self.jc_directions}")
+        if self.gain_steady < 0 or (self.gain_steady > 0 and self.jacobian_clamp <= 0):
+            raise ValueError(f"gain_steady must be >= 0 and needs --jacobian-clamp, got {self.gain_steady}")
         if self.path_length < 0 or self.pl_every < 1:
             raise ValueError(f"path_length must be >= 0 and pl_every >= 1, got {self.path_length}, {self.pl_every}")
         if self.init_frames and self.branch:

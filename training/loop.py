@@ -204,6 +204,7 @@ def gan_step(
     train_g: bool = True,
     anchor: tuple[float, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     path: tuple[float, torch.Tensor] | None = None,
+    steady: float = 0.0,
 ) -> dict[str, float]:
     """One discriminator update (each of the K on its own loss) then one generator update.
 
@@ -218,6 +219,8 @@ def gan_step(
     followed), for a discriminator warm-up against a trained generator. ``anchor`` = (weight, parent)
     adds weight times the excess of the fakes' intensity over ``parent(z)`` (a frozen generator).
     ``path`` = (weight, y) adds weight times path-length regularisation at the first len(y) of z.
+    ``steady`` > 0 (with ``clamp``) adds that multiple of ``losses.gain_steadiness`` along the clamp's
+    steps: G at z + 2d too, drawn in the same batch as z and z + d.
     """
     with amp(), torch.set_grad_enabled(train_g):
         fake = generate(z)
@@ -258,13 +261,20 @@ def gan_step(
                     start = z[:n].repeat_interleave(k, 0)
                     # G at the start and at the moved points in one batch: batch norm's statistics of
                     # n distinct z differ from the whole batch's, and that difference is no gain
-                    drawn, moved = generate(torch.cat([start, start + d])).chunk(2)
+                    points = [start, start + d, start + 2 * d] if steady > 0 else [start, start + d]
+                    drawn, moved, *further = generate(torch.cat(points)).chunk(len(points))
                 else:
                     d = steepest_step(plain, z, d, power) if power > 0 else d
-                    moved = generate(start + d)
+                    moved, *further = generate(
+                        torch.cat([start + d, start + 2 * d]) if steady > 0 else start + d
+                    ).chunk(2 if steady > 0 else 1)
             jc = losses.jacobian_clamp(drawn.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
             row["jacobian_clamp"] = jc.item()
+            if further:
+                gs = losses.gain_steadiness(drawn.float(), moved.float(), further[0].float())
+                total = total + steady * gs
+                row["gain_steady"] = gs.item()
         if path is not None:
             weight, y = path
             at = z[: y.shape[0]].detach().requires_grad_(True)
@@ -429,6 +439,7 @@ def fit(stage: Stage, progress: bool = True, world: World = ONE) -> Stage:
                 train_g=train_g,
                 anchor=anchor,
                 path=path,
+                steady=getattr(cfg, "gain_steady", 0.0),
             )
             if train_g:
                 stage.update_average()

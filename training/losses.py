@@ -46,6 +46,17 @@ def jacobian_clamp(fake: torch.Tensor, moved: torch.Tensor, step: float, low: fl
     return ((q.clamp_min(high) - high) ** 2 + (q.clamp_max(low) - low) ** 2).mean()
 
 
+def gain_steadiness(fake: torch.Tensor, moved: torch.Tensor, further: torch.Tensor) -> torch.Tensor:
+    """How much G's gain changes along a straight walk in z: G(z), G(z + d), G(z + 2d) per sample, the
+    mean of (log |G(z + 2d) - G(z + d)| - log |G(z + d) - G(z)|)^2. Zero where two equal steps along
+    a line change the frame equally; scale-free, so it leaves the gain's size to the rest of the loss
+    (Jacobian clamping's band). A G_V walks G_F's latent space in small steps along its steep
+    directions, and where G_F's gain changes from one step to the next, the balls change speed."""
+    first = (moved - fake).flatten(1).norm(dim=1).clamp_min(1e-6)
+    second = (further - moved).flatten(1).norm(dim=1).clamp_min(1e-6)
+    return (torch.log(second / first) ** 2).mean()
+
+
 def path_length(fake: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Path-length regularisation (Karras et al., StyleGAN2, CVPR 2020), relative to the batch: the
     lengths L = |J^T y| per sample (J = dG/dz at z, y a random image of N(0, 1/pixels) entries, so
