@@ -180,7 +180,10 @@ def describe(stage: Stage, data_desc: str) -> str:
             if getattr(cfg, "jacobian_clamp", 0)
             else ""
         )
+        + (f", gain_steady={cfg.gain_steady}" if getattr(cfg, "gain_steady", 0) else "")
         + (f", path_length={cfg.path_length} every {cfg.pl_every} steps" if getattr(cfg, "path_length", 0) else "")
+        + (f", g_folds={cfg.g_folds} (scale {cfg.g_fold_scale})" if getattr(cfg, "g_folds", 0) else "")
+        + (f" aimed in the parent's {cfg.g_fold_span} steepest directions" if getattr(cfg, "g_fold_span", 0) else "")
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
         + (f", branched from {cfg.branch}" if cfg.branch else "")
         + (f", anchor={cfg.anchor}" if getattr(cfg, "anchor", 0) else "")
