@@ -105,9 +105,10 @@ class SequenceGenerator(nn.Module):
     s_t, s_1 = step * tanh(head(h_1)), s_t = (1 - g_t) * s_t-1 + g_t * step * tanh(head(h_t)) with a
     gate g_t = sigmoid(gate(h_t)) per coordinate of z, closed at the start (bias ``INERTIA_BIAS``: g
     ~ 0.12). A real ball runs straight between contacts; a residual G_V writes every step afresh,
-    and its path in z turns by ~10 degrees a frame (docs/training-log.md #22), which G_F turns into
-    speed changes. Here coasting is the default and a change of course is something G_V opens the
-    gate for. Steps stay within ``step`` per coordinate, as a residual path's.
+    and its path in z turns by ~10 degrees a frame. Here coasting is the default and a change of
+    course is something G_V opens the gate for. Steps stay within ``step`` per coordinate, as a
+    residual path's. Measured (docs/training-log.md #22): the gates open as it trains, and its balls
+    waver as much as a residual G_V's (straight walks in z waver as much too: that is G_F's).
 
     ``look=True`` (not the paper's; residual path only) closes the loop: G_V sees what its steps do.
     The frozen G_F it is trained over (``attach_eye``) renders each frame of the path as it is
