@@ -86,6 +86,33 @@ def test_videos_of_different_speeds_are_seen():
     assert result["paths"]["video_speed_spread"] == pytest.approx(9 / 11, rel=1e-3)  # speeds 1 and 10
 
 
+def ball_source(wobble: float) -> Source:
+    """One rendered ball whose centre folds z's first two coordinates into the box (a triangle wave:
+    a straight walk in z is a ball bouncing at one speed), plus ``wobble`` x sin(3.2 z) before the
+    fold: a G_F whose gain changes every few frames along a walk."""
+    from balls.pixels import to_signed
+    from balls.render import render
+    from balls.simulator import BOX, RADIUS
+
+    half = BOX / 2 - RADIUS - 0.05
+
+    def frames(z: np.ndarray) -> np.ndarray:
+        u = (z[:, :2] + wobble * np.sin(3.2 * z[:, :2])) / half  # box units over the free half-width
+        folded = 1 - np.abs(4 * ((u + 1) / 4 - np.floor((u + 1) / 4)) - 2)  # in [-1, 1], slope 1
+        return to_signed(render((BOX / 2 + half * folded)[:, None, :], SIDE, as_uint8=True))
+
+    return Source(frames, None, 4, 1, {})
+
+
+def test_straight_walks_show_a_g_f_that_makes_its_ball_waver():
+    steady = gain.straight_walks(ball_source(0.0), 1, 3, *gain.spectrum_points(ball_source(0.0), 3, 40))
+    wavering = gain.straight_walks(ball_source(0.15), 1, 3, *gain.spectrum_points(ball_source(0.15), 3, 40))
+    assert steady["teleport_rate"] == 0.0 and steady["unexplained_rate"] < 0.02
+    assert steady["speed_jitter"] < 2 * steady["speed_jitter_real"]  # straight and even: as real as tracking
+    assert steady["mean_speed"] == pytest.approx(steady["mean_speed_real"], rel=0.3)  # steps sized like real
+    assert wavering["speed_jitter"] > 3 * steady["speed_jitter"]
+
+
 def test_command_line_on_an_exported_variant(smoke_models, tmp_path, capsys):
     out = tmp_path / "gain.json"
     gain.main(["--models", str(smoke_models), "--variant", "3balls", "--count", "8", "--json", str(out)])
@@ -93,6 +120,7 @@ def test_command_line_on_an_exported_variant(smoke_models, tmp_path, capsys):
     assert result["variant"] == "3balls" and set(result) >= {"points", "paths"}
     assert result["points"]["median"] > 0 and np.isfinite(result["paths"]["path_gain_spread"])
     assert "gain along the path" in (text := capsys.readouterr().out) and "Jacobian spectrum" in text
+    assert "Straight walks" in text and set(result["walks"]) >= {"speed_jitter", "speed_jitter_real"}
     assert len(result["spectrum"]["singular_values"]) == 8  # 2 x 3 balls, and two more
     with pytest.raises(SystemExit):
         gain.main(["--models", str(smoke_models)])  # no --variant

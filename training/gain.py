@@ -21,7 +21,14 @@ answers a steady walk in z with a steady change on screen. Reported:
   (sum s^2)^2 / sum s^4 (how many directions carry the gain), and, over the 2·balls largest (a
   frame of b balls moves in 2b ways), their spread (std / mean) and the ratio of the largest to the
   2b-th; the next one, divided by the largest, shows what is left outside them. Where the 2b gains
-  are uneven, a walk at an even pace in z moves some balls faster than others.
+  are uneven, a walk at an even pace in z moves some balls faster than others;
+- ``walks``: straight walks at an even pace from the spectrum's points, each along a random mix of
+  the 2·balls steepest directions there, its step sized so that the frame changes per step as much
+  as a real video's median frame does; the balls are tracked (``balls.motion``) and their speed
+  jitter (frame-to-frame change of each ball's speed) and unexplained accelerations reported beside
+  the real videos'. A straight, even walk is the best a G_V could do without knowing G_F: where its
+  balls still waver, the wavering is G_F's own (docs/training-log.md #22), and a swap G_F that moves
+  its ball faster along the same walk turns it into unexplained accelerations.
 
 A diagnostic for stage 1 (is this G_F navigable at an even pace?), never a training signal. numpy
 only on an exported variant: the models run in ONNX Runtime.
@@ -34,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from balls import motion
 from balls.pixels import to_signed
 from balls.sequences import generate
 from training.evaluate import FRAMES, Source, add_source_flags, prior, source_from_flags, write_json
@@ -77,9 +85,14 @@ def jacobians(source: Source, z: np.ndarray, step: float = JACOBIAN_STEP) -> np.
     return ((drawn[:, 0] - drawn[:, 1]) / (2 * step)).transpose(0, 2, 1)
 
 
-def spectrum(source: Source, balls: int, seed: int, count: int) -> dict:
-    rng = np.random.default_rng([seed, 3])
-    s = np.linalg.svd(jacobians(source, prior(rng, count, source.latent)), compute_uv=False)  # (N, latent), sorted
+def spectrum_points(source: Source, seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The spectrum's prior points (N, latent) and G_F's Jacobian there (N, pixels, latent)."""
+    z = prior(np.random.default_rng([seed, 3]), count, source.latent)
+    return z, jacobians(source, z)
+
+
+def spectrum(jac: np.ndarray, balls: int) -> dict:
+    s = np.linalg.svd(jac, compute_uv=False)  # (N, latent), sorted
     k = min(2 * balls, s.shape[1])
     energy = s**2
     participation = energy.sum(axis=1) ** 2 / np.maximum((energy**2).sum(axis=1), 1e-30)
@@ -92,6 +105,33 @@ def spectrum(source: Source, balls: int, seed: int, count: int) -> dict:
         "ball_gain_spread": float(np.median(spread(top))),
         "ball_gain_ratio": float(np.median(top[:, 0] / np.maximum(top[:, -1], 1e-30))),
         "rest_over_largest": float(np.median(rest)),
+    }
+
+
+def straight_walks(source: Source, balls: int, seed: int, z: np.ndarray, jac: np.ndarray) -> dict:
+    """Straight walks at an even pace from each row of z (N, latent), along a random mix of the
+    2·balls steepest directions of ``jac`` there; the balls' motion beside real videos'."""
+    rng = np.random.default_rng([seed, 4])
+    n, latent = z.shape
+    k = min(2 * balls, latent)
+    _, s, vt = np.linalg.svd(jac, full_matrices=False)  # vt: (N, latent, latent), rows the directions
+    mix = rng.standard_normal((n, k))
+    mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+    direction = np.einsum("nk,nkl->nl", mix, vt[:, :k])  # unit length: vt's rows are orthonormal
+    gain = np.linalg.norm(mix * s[:, :k], axis=1)  # |J direction|
+    real = to_signed(generate(n, balls, length=FRAMES, seed=seed + 41))
+    step = np.median(pixel_steps(real)) / np.maximum(gain, 1e-6)  # a real frame's change per step
+    t = np.arange(FRAMES, dtype=np.float32)[None, :, None]
+    path = (z[:, None] + t * (step[:, None] * direction)[:, None]).astype(np.float32)
+    videos = source.frames(path.reshape(-1, latent)).reshape(n, FRAMES, *real.shape[2:])
+    ours, theirs = motion.motion_report(videos, balls), motion.motion_report(real, balls)
+    return {
+        "speed_jitter": ours["speed_jitter"],
+        "speed_jitter_real": theirs["speed_jitter"],
+        "unexplained_rate": ours["unexplained_rate"],
+        "teleport_rate": ours["teleport_rate"],
+        "mean_speed": ours["mean_speed"],
+        "mean_speed_real": theirs["mean_speed"],
     }
 
 
@@ -129,7 +169,9 @@ def path_gains(source: Source, balls: int, seed: int, count: int, eps: float) ->
 def measure(source: Source, balls: int, seed: int, count: int, eps: float) -> dict:
     result = {"seed": seed, "count": count, "eps": eps, **source.provenance}
     result["points"] = point_gains(source, seed, count, eps)
-    result["spectrum"] = spectrum(source, balls, seed, min(count, SPECTRUM_POINTS))
+    z, jac = spectrum_points(source, seed, min(count, SPECTRUM_POINTS))
+    result["spectrum"] = spectrum(jac, balls)
+    result["walks"] = straight_walks(source, balls, seed, z, jac)
     if source.videos is not None:
         result["paths"] = path_gains(source, balls, seed, count, eps)
     return result
@@ -149,6 +191,14 @@ def markdown(result: dict) -> str:
             f"  the {q['ball_directions']} largest: spread {q['ball_gain_spread']:.0%}, largest / smallest "
             f"{q['ball_gain_ratio']:.1f}; the next / the largest {q['rest_over_largest']:.3f}",
         ]
+    if "walks" in result:
+        q = result["walks"]
+        lines.append(
+            f"Straight walks at an even pace along its steepest directions: speed jitter {q['speed_jitter']:.3f} "
+            f"(real {q['speed_jitter_real']:.3f}), unexplained accelerations {q['unexplained_rate']:.1%}, "
+            f"teleports {q['teleport_rate']:.1%}, mean speed {q['mean_speed']:.2f} px/frame (real "
+            f"{q['mean_speed_real']:.2f})"
+        )
     if "paths" in result:
         q = result["paths"]
         lines += [
