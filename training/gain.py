@@ -26,9 +26,10 @@ answers a steady walk in z with a steady change on screen. Reported:
   the 2·balls steepest directions there, its steps sized so that the tracked balls move at the real
   videos' mean speed (one walk sized by the frame's change, then scaled once); the balls are
   tracked (``balls.motion``) and their speed jitter (frame-to-frame change of each ball's speed) and
-  unexplained accelerations reported beside the real videos'. A straight, even walk is the best a G_V could do without knowing G_F: where its
-  balls still waver, the wavering is G_F's own (docs/training-log.md #22), and a swap G_F that moves
-  its ball faster along the same walk turns it into unexplained accelerations.
+  unexplained accelerations reported beside the real videos'. A straight, even walk is the best a
+  G_V could do without knowing G_F: where its balls still waver, the wavering is G_F's own
+  (docs/training-log.md #22), and a swap G_F that moves its ball faster along the same walk turns
+  it into unexplained accelerations.
 
 A diagnostic for stage 1 (is this G_F navigable at an even pace?), never a training signal. numpy
 only on an exported variant: the models run in ONNX Runtime.
