@@ -29,7 +29,10 @@ answers a steady walk in z with a steady change on screen. Reported:
   unexplained accelerations reported beside the real videos'. A straight, even walk is the best a
   G_V could do without knowing G_F: where its balls still waver, the wavering is G_F's own
   (docs/training-log.md #22), and a swap G_F that moves its ball faster along the same walk turns
-  it into unexplained accelerations.
+  it into unexplained accelerations. On the trained G_Fs a straight walk reaches only about half
+  the real speed even when scaled up (its steep directions turn away along it: a G_V has to curve
+  to keep the balls moving), and at half speed tracking noise alone reads as jitter 0.18 with 3
+  balls and 0.11 with 1 (real videos interpolated to half their speed).
 
 A diagnostic for stage 1 (is this G_F navigable at an even pace?), never a training signal. numpy
 only on an exported variant: the models run in ONNX Runtime.
