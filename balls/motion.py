@@ -2,7 +2,7 @@
 
 Real balls move in straight lines at constant speed until they touch a wall or another ball; walls
 and equal-mass elastic collisions keep the total squared speed sum_i |v_i|^2 of a video constant.
-Four measures follow, per video and per set of videos:
+Five measures follow, per video and per set of videos:
 
 - ``teleport_rate``: the share of tracked frame pairs in which some ball moves more than
   ``TELEPORT_PX`` pixels (a real ball moves at most 1.5 px per frame at 30 px);
@@ -152,7 +152,7 @@ def video_motion(video: np.ndarray, n_balls: int, tracked: list[np.ndarray | Non
 
 
 def motion_report(videos: np.ndarray, n_balls: int, real_speeds: np.ndarray | None = None) -> dict[str, float]:
-    """The four measures over a set of (B, T, H, W) videos in [-1, 1] (rates pooled over the set);
+    """The five measures over a set of (B, T, H, W) videos in [-1, 1] (rates pooled over the set);
     ``speed_w1`` needs the per-ball speeds of real videos (``speeds_of``), else it is left out."""
     return pooled([video_motion(v, n_balls) for v in frames_of(videos).reshape(-1, *videos.shape[-3:])], real_speeds)
 
