@@ -26,10 +26,11 @@ answers a steady walk in z with a steady change on screen. Reported:
   the 2·balls steepest directions there, its steps sized so that the tracked balls move at the real
   videos' mean speed (one walk sized by the frame's change, then scaled once); the balls are
   tracked (``balls.motion``) and their speed jitter (frame-to-frame change of each ball's speed) and
-  unexplained accelerations reported beside the real videos'. A straight, even walk is the best a
-  G_V could do without knowing G_F: where its balls still waver, the wavering is G_F's own
-  (docs/training-log.md #22), and a swap G_F that moves its ball faster along the same walk turns
-  it into unexplained accelerations. On the trained G_Fs a straight walk reaches only about half
+  unexplained accelerations reported beside the real videos'. A straight, even walk involves no
+  G_V: where its balls still waver, the wavering is G_F's own (docs/training-log.md #22), and a
+  swap G_F that moves its ball faster along the same walk turns it into unexplained accelerations.
+  It ranks G_Fs; it is no stand-in for a G_V trained over them (#22: a G_F that walked a little
+  steadier did not give a steadier G_V). On the trained G_Fs a straight walk reaches only about half
   the real speed even when scaled up (its steep directions turn away along it: a G_V has to curve
   to keep the balls moving), and at half speed tracking noise alone reads as jitter 0.18 with 3
   balls and 0.11 with 1 (real videos interpolated to half their speed).
