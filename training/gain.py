@@ -90,14 +90,15 @@ def jacobians(source: Source, z: np.ndarray, step: float = JACOBIAN_STEP) -> np.
     return ((drawn[:, 0] - drawn[:, 1]) / (2 * step)).transpose(0, 2, 1)
 
 
-def spectrum_points(source: Source, seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The spectrum's prior points (N, latent) and G_F's Jacobian there (N, pixels, latent)."""
+def spectrum_points(source: Source, seed: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spectrum's prior points z (N, latent) and the SVD of G_F's Jacobian there: its singular
+    values s (N, latent), sorted, and right singular vectors vt (N, latent, latent), rows the directions."""
     z = prior(np.random.default_rng([seed, 3]), count, source.latent)
-    return z, jacobians(source, z)
+    _, s, vt = np.linalg.svd(jacobians(source, z), full_matrices=False)
+    return z, s, vt
 
 
-def spectrum(jac: np.ndarray, balls: int) -> dict:
-    s = np.linalg.svd(jac, compute_uv=False)  # (N, latent), sorted
+def spectrum(s: np.ndarray, balls: int) -> dict:
     k = min(2 * balls, s.shape[1])
     energy = s**2
     participation = energy.sum(axis=1) ** 2 / np.maximum((energy**2).sum(axis=1), 1e-30)
@@ -113,13 +114,12 @@ def spectrum(jac: np.ndarray, balls: int) -> dict:
     }
 
 
-def straight_walks(source: Source, balls: int, seed: int, z: np.ndarray, jac: np.ndarray) -> dict:
+def straight_walks(source: Source, balls: int, seed: int, z: np.ndarray, s: np.ndarray, vt: np.ndarray) -> dict:
     """Straight walks at an even pace from each row of z (N, latent), along a random mix of the
-    2·balls steepest directions of ``jac`` there; the balls' motion beside real videos'."""
+    2·balls steepest directions there (``spectrum_points``' s, vt); the balls' motion beside real videos'."""
     rng = np.random.default_rng([seed, 4])
     n, latent = z.shape
     k = min(2 * balls, latent)
-    _, s, vt = np.linalg.svd(jac, full_matrices=False)  # vt: (N, latent, latent), rows the directions
     mix = rng.standard_normal((n, k))
     mix /= np.linalg.norm(mix, axis=1, keepdims=True)
     direction = np.einsum("nk,nkl->nl", mix, vt[:, :k])  # unit length: vt's rows are orthonormal
@@ -180,9 +180,9 @@ def path_gains(source: Source, balls: int, seed: int, count: int, eps: float) ->
 def measure(source: Source, balls: int, seed: int, count: int, eps: float) -> dict:
     result = {"seed": seed, "count": count, "eps": eps, **source.provenance}
     result["points"] = point_gains(source, seed, count, eps)
-    z, jac = spectrum_points(source, seed, min(count, SPECTRUM_POINTS))
-    result["spectrum"] = spectrum(jac, balls)
-    result["walks"] = straight_walks(source, balls, seed, z, jac)
+    z, s, vt = spectrum_points(source, seed, min(count, SPECTRUM_POINTS))  # one SVD for both
+    result["spectrum"] = spectrum(s, balls)
+    result["walks"] = straight_walks(source, balls, seed, z, s, vt)
     if source.videos is not None:
         result["paths"] = path_gains(source, balls, seed, count, eps)
     return result

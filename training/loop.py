@@ -265,9 +265,8 @@ def gan_step(
                     drawn, moved, *further = generate(torch.cat(points)).chunk(len(points))
                 else:
                     d = steepest_step(plain, z, d, power) if power > 0 else d
-                    moved, *further = generate(
-                        torch.cat([start + d, start + 2 * d]) if steady > 0 else start + d
-                    ).chunk(2 if steady > 0 else 1)
+                    points = [start + d, start + 2 * d] if steady > 0 else [start + d]
+                    moved, *further = generate(torch.cat(points)).chunk(len(points))
             jc = losses.jacobian_clamp(drawn.float(), moved.float(), float(d.norm(dim=1).mean()), low, high)
             total = total + weight * jc
             row["jacobian_clamp"] = jc.item()
