@@ -128,6 +128,29 @@ def test_a_g_f_with_folds_exports_with_parity(smoke_runs, tmp_path):
     np.testing.assert_allclose(run_onnx(tmp_path / "models" / "3balls-frames.onnx", z)[0], want, atol=1e-4)
 
 
+def test_a_g_f_with_coordinate_channels_exports_with_parity_and_fine_tunes_only_with_them(smoke_runs, tmp_path):
+    from training.run import main as train
+
+    common = ["--preset", "smoke", "--no-progress", "--steps", "2", "--data", "stream"]
+    train([*common, "--stage", "frames", "--g-coords", "--out", str(tmp_path / "run")])
+    frames = tmp_path / "run" / "frames" / "latest.pt"
+    train([*common, "--stage", "video", "--frames-checkpoint", str(frames), "--out", str(tmp_path / "run")])
+    export_variant(frames, tmp_path / "run" / "video" / "latest.pt", "3balls", tmp_path / "models")  # checks parity
+    gf, cfg, _ = load_frame_generator(frames)
+    assert cfg.g_coords and gf.coords
+    z = np.random.default_rng(4).standard_normal((6, 100)).astype(np.float32)
+    with torch.no_grad():
+        want = gf(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(run_onnx(tmp_path / "models" / "3balls-frames.onnx", z)[0], want, atol=1e-4)
+    train([*common, "--stage", "frames", "--init-frames", str(frames), "--g-coords", "--balls", "1",
+           "--out", str(tmp_path / "child")])  # fmt: skip
+    with pytest.raises(SystemExit, match="coordinate channels"):  # a parent's coordinates are never dropped
+        train([*common, "--stage", "frames", "--init-frames", str(frames), "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="coordinate channels"):  # nor added to a parent without them
+        train([*common, "--stage", "frames", "--init-frames", str(smoke_runs["frames"]), "--g-coords",
+               "--out", str(tmp_path / "bad2")])  # fmt: skip
+
+
 def test_export_refuses_a_model_that_fails_parity(smoke_runs, tmp_path, monkeypatch):
     real_forward = VideoGenerator.forward
 

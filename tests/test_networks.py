@@ -6,6 +6,7 @@ import torch
 from training.build import build_discriminators, build_frame_generator, build_sequence_generator
 from training.config import make_config
 from training.networks import (
+    Coordinates,
     DiscriminatorEnsemble,
     FrameGenerator,
     SequenceGenerator,
@@ -366,6 +367,25 @@ def test_video_generator_keeps_frame_generator_frozen():
     vg.train()
     assert not vg.frames.training and all(not p.requires_grad for p in vg.frames.parameters())
     assert sum(p.requires_grad for p in vg.parameters()) > 0
+
+
+def test_coordinate_channels_hold_each_pixels_row_and_column():
+    h = torch.randn(3, 5, 4, 4)
+    out = Coordinates(4)(h)
+    assert out.shape == (3, 7, 4, 4) and torch.equal(out[:, :5], h)
+    ramp = torch.tensor([-1.0, -1 / 3, 1 / 3, 1.0])
+    torch.testing.assert_close(out[2, 5], ramp.view(4, 1).expand(4, 4))  # the row: down the frame
+    torch.testing.assert_close(out[0, 6], ramp.view(1, 4).expand(4, 4))  # the column: across it
+    gf = FrameGenerator(latent=10, width=8, coords=True)
+    assert [m.in_channels for m in gf.body if isinstance(m, torch.nn.ConvTranspose2d)] == [10, 10, 6, 4]
+    assert not any("grid" in k for k in gf.state_dict())  # the coordinates are not weights
+    with torch.no_grad():  # the coordinates reach the frame: G_F of all-zero features still draws a gradient
+        for m in gf.body:
+            if isinstance(m, torch.nn.ConvTranspose2d):
+                m.weight[:, : m.in_channels - 2].zero_()
+                m.weight[m.in_channels - 2 :].normal_(0, 1)
+        frame = gf.eval()(torch.randn(2, 10))
+    assert frame.shape == (2, 1, 30, 30) and frame[0].std() > 0.01 and torch.allclose(frame[0], frame[1])
 
 
 def test_bad_sizes_are_refused():

@@ -16,7 +16,9 @@ from training.networks import DiscriminatorEnsemble, FrameGenerator, SequenceGen
 
 def frame_generator(cfg: FramesConfig) -> FrameGenerator:
     """G_F of ``cfg``'s sizes, initialised from the current random state."""
-    return FrameGenerator(latent=cfg.latent, width=cfg.g_width, folds=cfg.g_folds, fold_scale=cfg.g_fold_scale)
+    return FrameGenerator(
+        latent=cfg.latent, width=cfg.g_width, folds=cfg.g_folds, fold_scale=cfg.g_fold_scale, coords=cfg.g_coords
+    )
 
 
 def build_frame_generator(cfg: FramesConfig) -> FrameGenerator:

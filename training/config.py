@@ -135,6 +135,12 @@ class FramesConfig(StageConfig):
         "directions (top eigenvectors of J^T J averaged over the prior, J = dG_F/dz: where the parent moves its "
         "balls, 2 per ball) instead of over all of z; 0: all of z",
     )
+    g_coords: bool = _f(
+        False,
+        "CoordConv in G_F (Liu et al. 2018): every transposed convolution also reads two channels holding each "
+        "pixel's row and column in [-1, 1], so G_F can place a ball by arithmetic on its features (a position "
+        "that moves evenly with z) rather than by which features fire where; off: the paper's G_F",
+    )
     init_frames: str = _f("", "start G_F from this frames checkpoint's generator (fine-tuning; discriminators fresh)")
     d_warmup: int = _f(
         0, "first steps in which only the discriminators train, G_F's weights held (fine-tuning against fresh ones)"

@@ -13,6 +13,7 @@ checkpoints; every rank resumes from the same checkpoint.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -75,6 +76,14 @@ def start(device: torch.device) -> tuple[World, torch.device]:
     return World(dist.get_rank(), dist.get_world_size()), device
 
 
-def stop() -> None:
+def stop(finished: bool) -> None:
+    """Leave the process group. Call it after dropping the training objects: a DistributedDataParallel
+    wrapper holds the group, and one freed only at interpreter exit (objects in reference cycles
+    are) would tear gloo's threads down while the interpreter is going away. ``finished``: every
+    rank got here without an error, so they first wait for each other (no rank closes its
+    connections while another still talks); after an error no rank waits for the others."""
     if dist.is_initialized():
+        gc.collect()
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -40,6 +40,22 @@ def triangle(x: torch.Tensor) -> torch.Tensor:
     return 1 - (4 * (u - torch.floor(u)) - 2).abs()
 
 
+class Coordinates(nn.Module):
+    """CoordConv's extra input (Liu et al. 2018): two channels holding each pixel's row and column,
+    evenly spaced over [-1, 1], put after the ``side`` x ``side`` feature map's channels. A layer
+    that reads them can place what it draws by arithmetic on its features (a ramp that crosses zero
+    where a ball's centre is) rather than by which of its features fire where."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__()
+        axis = torch.linspace(-1.0, 1.0, side)
+        grid = torch.stack([axis.view(side, 1).expand(side, side), axis.view(1, side).expand(side, side)])
+        self.register_buffer("grid", grid.unsqueeze(0), persistent=False)  # (1, 2, side, side): not a weight
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.cat([h, self.grid.expand(h.shape[0], -1, -1, -1)], dim=1)
+
+
 class FrameGenerator(nn.Module):
     """G_F: z (B, latent) -> frame (B, 1, 30, 30) in [-1, 1].
 
@@ -48,22 +64,29 @@ class FrameGenerator(nn.Module):
     With ``folds`` N > 0 the first layer also gets N projections of z through a triangle wave
     (``fold_in``: std ``fold_scale`` over the prior, random phase; ``fold_out``: zero at the start, so
     G_F starts as it would without them): a map that can fold a straight walk in z back on itself.
+    With ``coords`` every transposed convolution also reads two coordinate channels (``Coordinates``).
     """
 
     size = 30  # side of the frames, fixed by the layer plan
 
-    def __init__(self, *, latent: int = 100, width: int = 1024, folds: int = 0, fold_scale: float = 1.0) -> None:
+    def __init__(
+        self, *, latent: int = 100, width: int = 1024, folds: int = 0, fold_scale: float = 1.0, coords: bool = False
+    ) -> None:
         super().__init__()
         if width % 4:
             raise ValueError(f"G_F width must be a multiple of 4, got {width}")
-        self.latent, self.width, self.folds = latent, width, folds
+        self.latent, self.width, self.folds, self.coords = latent, width, folds, coords
         self.fc = nn.Linear(latent, width * 2 * 2, bias=False)
         self.bn0 = nn.BatchNorm2d(width)
         chans = [width, width, width // 2, width // 4]
+        extra = 2 if coords else 0
         blocks: list[nn.Module] = []
-        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
-            blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
-        blocks += [nn.ConvTranspose2d(chans[-1], 1, 4, 2, 2), nn.Tanh()]
+        for side, (c_in, c_out) in zip((2, 4, 8), zip(chans[:-1], chans[1:], strict=True), strict=True):
+            blocks += [Coordinates(side)] if coords else []
+            blocks += [nn.ConvTranspose2d(c_in + extra, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out)]
+            blocks += [nn.ReLU(True)]
+        blocks += [Coordinates(16)] if coords else []
+        blocks += [nn.ConvTranspose2d(chans[-1] + extra, 1, 4, 2, 2), nn.Tanh()]
         self.body = nn.Sequential(*blocks)
         dcgan_init(self)
         if folds:  # built after the rest is drawn: the rest has the weights it would have without folds

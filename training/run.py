@@ -143,13 +143,16 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stages = [FRAMES, VIDEO] if args.stage == "all" else [args.stage]
     world, device = distributed.start(device)  # torchrun: one process of several
+    finished = False
     try:
         for name in stages:
             stage = run_stage(name, args, overrides, device, world)
             if stage is not None and world.main:
                 print(f"[{name}] done: step {stage.step}, checkpoint {stage.folder / 'latest.pt'}", flush=True)
+            stage = None  # its networks (and their process-group wrappers) go before the group does
+        finished = True
     finally:
-        distributed.stop()
+        distributed.stop(finished)
 
 
 if __name__ == "__main__":

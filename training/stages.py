@@ -81,6 +81,10 @@ def frames_stage(cfg: FramesConfig, folder: Path, device: torch.device, seqs: np
         if (parent_cfg.latent, parent_cfg.g_width) != (cfg.latent, cfg.g_width):
             raise ValueError(f"--init-frames {cfg.init_frames}: G_F of latent {parent_cfg.latent}, width "
                              f"{parent_cfg.g_width}; this config has {cfg.latent}, {cfg.g_width}")  # fmt: skip
+        if parent.coords != gf.coords:
+            has = "with" if parent.coords else "without"
+            raise ValueError(f"--init-frames {cfg.init_frames}: G_F {has} coordinate channels; give --g-coords "
+                             "exactly when the parent has them")  # fmt: skip
         if parent.folds and parent.folds != gf.folds:
             raise ValueError(f"--init-frames {cfg.init_frames}: G_F with {parent.folds} folds; this config has "
                              f"{gf.folds} (give --g-folds {parent.folds})")  # fmt: skip
@@ -183,6 +187,7 @@ def describe(stage: Stage, data_desc: str) -> str:
         + (f", gain_steady={cfg.gain_steady}" if getattr(cfg, "gain_steady", 0) else "")
         + (f", path_length={cfg.path_length} every {cfg.pl_every} steps" if getattr(cfg, "path_length", 0) else "")
         + (f", g_folds={cfg.g_folds} (scale {cfg.g_fold_scale})" if getattr(cfg, "g_folds", 0) else "")
+        + (", g_coords" if getattr(cfg, "g_coords", False) else "")
         + (f" aimed in the parent's {cfg.g_fold_span} steepest directions" if getattr(cfg, "g_fold_span", 0) else "")
         + (f", init from {cfg.init_frames}" if getattr(cfg, "init_frames", "") else "")
         + (f", branched from {cfg.branch}" if cfg.branch else "")
