@@ -35,7 +35,6 @@ from training import images
 
 VIDEOS = 30  # Table 1: mean and std over 30 videos
 FRAMES = 30
-PHYSICS = ("teleport_rate", "unexplained_rate", "speed_w1", "energy_spread", "speed_jitter")
 
 
 @dataclass
