@@ -33,3 +33,25 @@ def test_ceiling_cli_writes_its_figures(smoke_runs, tmp_path, capsys):
     assert {"teleport_rate", "unexplained_rate", "speed_w1"} <= result["rendered"]["physics"].keys()
     assert result["real"]["physics"]["teleport_rate"] == 0
     assert "binarised error" in capsys.readouterr().out
+
+
+def test_rerendered_real_videos_make_a_data_set_stage_2_trains_on(smoke_runs, tmp_path, capsys):
+    from balls.pixels import to_signed
+    from balls.sequences import generate
+    from training.data import open_dataset
+    from training.run import main as train
+
+    path = tmp_path / "data" / "rerendered.npy"
+    shipped = ROOT / "checkpoints" / "cpu-frames-1ball.pt"  # a trained 1-ball G_F: a real projection
+    ceiling.main(["--frames", str(shipped), "--videos", "3", "--steps", "60", "--seed", "4", "--write-data", str(path)])
+    assert "wrote" in capsys.readouterr().out and not list(path.parent.glob("*.partial"))
+    data = open_dataset(path)
+    real = generate(3, 1, length=30, seed=4)
+    assert data.shape == real.shape == (3, 30, 30, 30)
+    drawn, truth = to_signed(np.asarray(data)) > 0, to_signed(real) > 0
+    assert np.mean(drawn != truth) < 0.03  # the real videos, drawn by G_F
+    assert np.mean(drawn != np.roll(truth, 1, axis=0)) > 0.05  # ... each its own video
+    out = tmp_path / "run"
+    train(["--stage", "video", "--preset", "smoke", "--no-progress", "--steps", "2", "--balls", "1",
+           "--frames-checkpoint", str(smoke_runs["frames1"]), "--data", str(path), "--out", str(out)])  # fmt: skip
+    assert (out / "video" / "latest.pt").is_file()

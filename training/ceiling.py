@@ -8,12 +8,18 @@ balls.motion) together with the reconstruction error and the path in z: a perfec
 G_F could do no better than these videos.
 
     python -m training.ceiling --frames CKPT [--balls N] [--videos 20] [--json OUT.json]
+
+With ``--write-data OUT.npy`` the re-rendered videos are also written as a training data set (the
+uint8 form of ``training.data``, 30 frames a sequence) that stage 2 takes with ``--data``: real
+motion drawn by the frozen G_F itself, so the video discriminators cannot tell real from generated
+by the look of G_F's frames and have to judge the motion.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,7 @@ import numpy as np
 import torch
 
 from balls import metrics, motion
-from balls.pixels import to_signed
+from balls.pixels import to_pixels, to_signed
 from balls.sequences import generate
 from training import checkpoint
 from training.build import load_frame_generator
@@ -83,6 +89,39 @@ def ceiling(gf: FrameGenerator, balls: int, videos: int = 20, seed: int = 0, ste
     }
 
 
+def write_rerendered(
+    gf: FrameGenerator, balls: int, videos: int, path: Path, seed: int, steps: int = 200, chunk: int = 250
+) -> dict[str, Any]:
+    """Project ``videos`` real videos (data seed ``seed``) ``chunk`` at a time and write G_F's
+    re-rendering of them to ``path`` as a data set (uint8, (videos, 30, 30, 30)); the file appears
+    under its name only when complete. Returns the figures of the whole set."""
+    real = generate(videos, balls, length=30, seed=seed)  # uint8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=real.shape)
+    try:
+        for start in range(0, videos, chunk):
+            signed = to_signed(real[start : start + chunk])
+            z = project(gf, signed, steps=steps, seed=seed + start)
+            with torch.no_grad():
+                drawn = gf(torch.from_numpy(z.reshape(-1, z.shape[-1])))[:, 0].numpy().reshape(signed.shape)
+            out[start : start + chunk] = to_pixels(drawn)
+            print(f"re-rendered {min(start + chunk, videos)}/{videos} videos", flush=True)
+        out.flush()
+        rendered = to_signed(np.asarray(out))
+    finally:
+        del out
+    os.replace(partial, path)
+    signed = to_signed(real)
+    return {
+        "videos": videos,
+        "data_seed": seed,
+        "binarised_error": float(np.mean(metrics.binarize(rendered) != metrics.binarize(signed))),
+        "right_count": metrics.video_report(rendered, balls)["right_count_fraction"],
+        "real_right_count": metrics.video_report(signed, balls)["right_count_fraction"],
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.ceiling", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=Path, required=True, help="frames checkpoint (G_F)")
@@ -91,11 +130,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=200, help="Adam steps per frame (default 200)")
     p.add_argument("--seed", type=int, default=0, help="data seed of the real videos and of the starts")
     p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument(
+        "--write-data",
+        type=Path,
+        help="instead: re-render --videos real videos (data seed --seed) into a stage-2 data set (.npy) here",
+    )
     args = p.parse_args(argv)
     try:
         gf, cfg, _ = load_frame_generator(args.frames)
     except checkpoint.CheckpointError as exc:
         raise SystemExit(str(exc)) from None
+    if args.write_data:
+        figures = write_rerendered(gf, args.balls or cfg.balls, args.videos, args.write_data, args.seed, args.steps)
+        print(
+            f"wrote {args.write_data}: {figures['videos']} videos, binarised error {figures['binarised_error']:.4f}, "
+            f"right count {figures['right_count']:.1%} (real {figures['real_right_count']:.1%})"
+        )
+        return
     out = ceiling(gf, args.balls or cfg.balls, args.videos, args.seed, args.steps)
     out["frames_checkpoint"] = str(args.frames)
     if args.json:
