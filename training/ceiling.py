@@ -65,12 +65,18 @@ def project(
     return torch.stack(path, dim=1).numpy()
 
 
+@torch.no_grad()
+def draw(gf: FrameGenerator, z: np.ndarray) -> np.ndarray:
+    """G_F's frames along paths z (B, T, L): videos (B, T, H, W) in [-1, 1]."""
+    frames = gf(torch.from_numpy(z.reshape(-1, z.shape[-1])))[:, 0].numpy()
+    return frames.reshape(*z.shape[:2], *frames.shape[-2:])
+
+
 def ceiling(gf: FrameGenerator, balls: int, videos: int = 20, seed: int = 0, steps: int = 200) -> dict[str, Any]:
     """Project ``videos`` real videos (data seed ``seed``) and measure the re-rendered ones."""
     real = to_signed(generate(videos, balls, length=30, seed=seed))
     z = project(gf, real, steps=steps, seed=seed)
-    with torch.no_grad():
-        rendered = gf(torch.from_numpy(z.reshape(-1, z.shape[-1])))[:, 0].numpy().reshape(real.shape)
+    rendered = draw(gf, z)
     real_speeds = motion.speeds_of(real, balls)
     step = np.linalg.norm(np.diff(z, axis=1), axis=-1)
     return {
@@ -102,10 +108,7 @@ def write_rerendered(
     try:
         for start in range(0, videos, chunk):
             signed = to_signed(real[start : start + chunk])
-            z = project(gf, signed, steps=steps, seed=seed + start)
-            with torch.no_grad():
-                drawn = gf(torch.from_numpy(z.reshape(-1, z.shape[-1])))[:, 0].numpy().reshape(signed.shape)
-            out[start : start + chunk] = to_pixels(drawn)
+            out[start : start + chunk] = to_pixels(draw(gf, project(gf, signed, steps=steps, seed=seed + start)))
             print(f"re-rendered {min(start + chunk, videos)}/{videos} videos", flush=True)
         out.flush()
         rendered = to_signed(np.asarray(out))

@@ -81,7 +81,7 @@ class FrameGenerator(nn.Module):
         chans = [width, width, width // 2, width // 4]
         extra = 2 if coords else 0
         blocks: list[nn.Module] = []
-        for side, (c_in, c_out) in zip((2, 4, 8), zip(chans[:-1], chans[1:], strict=True), strict=True):
+        for side, c_in, c_out in zip((2, 4, 8), chans[:-1], chans[1:], strict=True):
             blocks += [Coordinates(side)] if coords else []
             blocks += [nn.ConvTranspose2d(c_in + extra, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out)]
             blocks += [nn.ReLU(True)]
